@@ -1,0 +1,21 @@
+"""COCO-format top-down pose data (any keypoint schema): dataset, augmentation and loader.
+
+See :class:`TopDownDataset` for what an item holds and how bad annotations are handled.
+"""
+
+from pose.data.coco import Instance
+from pose.data.dataset import TopDownDataset, make_loader, seed_worker, set_loader_epoch
+from pose.data.transforms import IMAGENET_MEAN, IMAGENET_STD, NO_AUGMENT, AugmentConfig, body_halves
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NO_AUGMENT",
+    "AugmentConfig",
+    "Instance",
+    "TopDownDataset",
+    "body_halves",
+    "make_loader",
+    "seed_worker",
+    "set_loader_epoch",
+]

@@ -1,0 +1,220 @@
+"""Training augmentation on the crop (scale, rotation, half-body), one warp, then a horizontal flip.
+
+Everything moves the :class:`pose.geometry.Crop` first, so each image is resampled exactly once; the
+flip happens afterwards in input/heatmap space, where it is an exact mirror of both rasters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pose.geometry import (
+    Crop,
+    Size,
+    box_to_crop,
+    crop_matrix,
+    flip_points,
+    image_to_heatmap,
+    invert_affine,
+    warp_image,
+)
+from pose.keypoints import KeypointSchema
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Name tokens that put a joint in the upper or lower half of the body for half-body crops. A joint
+# whose name has none of them (e.g. a finger joint) belongs to neither half.
+UPPER_BODY_WORDS = frozenset(
+    {"head", "face", "nose", "eye", "ear", "mouth", "lip", "chin", "neck", "thorax", "chest",
+     "shoulder", "elbow", "wrist", "hand"}
+)  # fmt: skip
+LOWER_BODY_WORDS = frozenset({"hip", "pelvis", "knee", "ankle", "foot", "heel", "toe", "leg"})
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random training augmentation, SimpleBaseline's defaults (rotation factor 45 degrees here).
+
+    Attributes:
+        flip_prob: probability of a horizontal flip (with the schema's left/right swap).
+        scale_factor: s; the crop size is multiplied by ``clip(1 + s * N(0, 1), 1 - s, 1 + s)``.
+        rotation_factor: r, degrees; rotation is ``clip(r * N(0, 1), -2r, 2r)`` ...
+        rotation_prob: ... applied with this probability, else 0.
+        half_body_prob: probability of cropping around the upper or lower body instead of the box,
+            for instances with more than ``num_joints_half_body`` labelled joints.
+        num_joints_half_body: see ``half_body_prob``.
+        half_body_padding: the half-body joints' box (aspect-fixed) is enlarged by this factor.
+    """
+
+    flip_prob: float = 0.5
+    scale_factor: float = 0.35
+    rotation_factor: float = 45.0
+    rotation_prob: float = 0.6
+    half_body_prob: float = 0.3
+    num_joints_half_body: int = 8
+    half_body_padding: float = 1.5
+
+    def __post_init__(self) -> None:
+        for name in ("flip_prob", "rotation_prob", "half_body_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"AugmentConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.scale_factor < 1.0:
+            raise ValueError(f"AugmentConfig.scale_factor must be in [0, 1), got {self.scale_factor}")
+        if self.rotation_factor < 0 or self.half_body_padding <= 0:
+            raise ValueError("AugmentConfig.rotation_factor must be >= 0 and half_body_padding > 0")
+
+
+NO_AUGMENT = AugmentConfig(flip_prob=0.0, scale_factor=0.0, rotation_factor=0.0, half_body_prob=0.0)
+
+
+def _name_words(name: str) -> set[str]:
+    """Lower-case words of a joint name split at separators and camelCase ('leftWrist' -> left, wrist)."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return {w.lower() for w in re.split(r"[^A-Za-z0-9]+", spaced) if w}
+
+
+def body_halves(schema: KeypointSchema) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Indices of upper-body and lower-body joints, from name words (``UPPER/LOWER_BODY_WORDS``).
+
+    COCO-17: upper = nose, eyes, ears, shoulders, elbows, wrists; lower = hips, knees, ankles.
+    LSP-14 / MPII-16: upper = wrists, elbows, shoulders, neck, head_top (+ thorax, upper_neck);
+    lower = ankles, knees, hips (+ pelvis). Joints matching both lists count as upper.
+    """
+    upper, lower = [], []
+    for i, name in enumerate(schema.names):
+        words = _name_words(name)
+        if words & UPPER_BODY_WORDS:
+            upper.append(i)
+        elif words & LOWER_BODY_WORDS:
+            lower.append(i)
+    return tuple(upper), tuple(lower)
+
+
+def half_body_crop(
+    keypoints: np.ndarray,
+    halves: tuple[Sequence[int], Sequence[int]],
+    pick_upper: bool,
+    aspect_ratio: float,
+    padding: float,
+) -> Crop | None:
+    """Crop around the labelled joints of one body half (SimpleBaseline's half-body transform).
+
+    Args:
+        keypoints: ``(K, 2)`` image pixels, NaN where unlabelled.
+        halves: ``(upper, lower)`` joint indices from :func:`body_halves`.
+        pick_upper: prefer the upper half; it is used only if it has more than 2 labelled joints.
+        aspect_ratio: crop width / height.
+        padding: enlargement of the joints' aspect-fixed box.
+
+    Returns:
+        The crop, or None when the chosen half has fewer than 2 labelled joints.
+    """
+    labelled = np.all(np.isfinite(keypoints), axis=1)
+    upper, lower = ([i for i in half if labelled[i]] for half in halves)
+    chosen = upper if pick_upper and len(upper) > 2 else lower
+    if len(chosen) < 2:
+        chosen = upper
+    if len(chosen) < 2:
+        return None
+    points = keypoints[chosen]
+    low, high = points.min(axis=0), points.max(axis=0)
+    # Joints on one line would give a zero-width box; give it 1 px so the aspect fix can grow it.
+    centre, half_size = (low + high) / 2, np.maximum((high - low) / 2, 0.5)
+    return box_to_crop(np.concatenate([centre - half_size, centre + half_size]), aspect_ratio, padding)
+
+
+def random_crop(
+    crop: Crop,
+    keypoints: np.ndarray,
+    rng: np.random.Generator,
+    config: AugmentConfig,
+    halves: tuple[Sequence[int], Sequence[int]],
+    aspect_ratio: float,
+) -> tuple[Crop, bool]:
+    """Draw one augmentation: optional half-body crop, then scale and rotation; and whether to flip.
+
+    The same six random numbers are drawn in the same order whatever the config, so e.g. turning the
+    flip on does not change an item's scale or rotation.
+
+    Args:
+        crop: the un-augmented crop of the instance's box.
+        keypoints: ``(K, 2)`` image pixels, NaN where unlabelled.
+        rng: the item's generator.
+        config: augmentation settings.
+        halves: ``(upper, lower)`` from :func:`body_halves`.
+        aspect_ratio: network input width / height.
+
+    Returns:
+        ``(crop, flip)``: the augmented crop and whether to mirror the warped result.
+    """
+    gate_half, pick_upper, gate_rotation, gate_flip = rng.random(4)
+    scale_noise, rotation_noise = rng.standard_normal(2)
+    num_labelled = int(np.sum(np.all(np.isfinite(keypoints), axis=1)))
+    if num_labelled > config.num_joints_half_body and gate_half < config.half_body_prob:
+        half = half_body_crop(keypoints, halves, pick_upper < 0.5, aspect_ratio, config.half_body_padding)
+        crop = half if half is not None else crop
+    s = config.scale_factor
+    scale = float(np.clip(1.0 + s * scale_noise, 1.0 - s, 1.0 + s))
+    r = config.rotation_factor
+    rotation = (
+        float(np.clip(r * rotation_noise, -2 * r, 2 * r)) if gate_rotation < config.rotation_prob else 0.0
+    )
+    size = (crop.size_wh[0] * scale, crop.size_wh[1] * scale)
+    return Crop(crop.center_xy, size, rotation), bool(gate_flip < config.flip_prob)
+
+
+def _horizontal_flip_matrix(width: int) -> np.ndarray:
+    """``(3, 3)`` homogeneous mirror of a ``width``-pixel raster, ``x -> width - 1 - x`` (self-inverse)."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def warp_instance(
+    image: np.ndarray,
+    crop: Crop,
+    flip: bool,
+    keypoints: np.ndarray,
+    input_size: Size,
+    heatmap_size: Size,
+    flip_perm: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Warp one crop to the network input and map its joints to the heatmap, optionally mirrored.
+
+    The input mirror ``x_in -> W_in - 1 - x_in`` and the heatmap mirror ``x_hm -> W_hm - 1 - x_hm`` are
+    the same map under the edge-to-edge convention, so image and targets stay aligned. After a flip,
+    row i of the coordinates is the original joint ``flip_perm[i]``.
+
+    Args:
+        image: ``(H, W, C)`` uint8 image.
+        crop: the crop to cut out.
+        flip: mirror the result horizontally and swap left/right joints.
+        keypoints: ``(K, 2)`` image pixels (NaN stays NaN).
+        input_size: ``(H_in, W_in)``.
+        heatmap_size: ``(H_hm, W_hm)``.
+        flip_perm: the schema's flip permutation.
+
+    Returns:
+        ``(input_image, coords, matrix)``: ``(H_in, W_in, C)`` image of the input's dtype,
+        ``(K, 2)`` float64 heatmap pixels, and the ``(2, 3)`` float64 heatmap -> image affine map.
+    """
+    warped = warp_image(image, crop, input_size)
+    coords = image_to_heatmap(keypoints, crop, heatmap_size)
+    matrix = invert_affine(crop_matrix(crop, heatmap_size))
+    if flip:
+        warped = np.ascontiguousarray(warped[:, ::-1])
+        coords = flip_points(coords, heatmap_size[1], flip_perm)
+        # A flipped heatmap point first un-mirrors, then goes to the image: matrix @ mirror.
+        matrix = matrix @ _horizontal_flip_matrix(heatmap_size[1])
+    return warped, coords, matrix
+
+
+def normalize_image(image_bgr: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 BGR -> ``(3, H, W)`` float32 RGB, ``(x / 255 - mean) / std`` per channel."""
+    rgb = image_bgr[..., ::-1].astype(np.float32) * np.float32(1 / 255)
+    rgb -= np.asarray(mean, dtype=np.float32)
+    rgb /= np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))

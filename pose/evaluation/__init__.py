@@ -1,0 +1,128 @@
+"""Evaluation over numpy arrays in image pixels: PCK / AUC / EPE (metrics), COCO OKS AP (coco), the
+paper's Table 1 difficulty splits (splits), and ``summarize``, the JSON object ``training.evaluate`` prints.
+"""
+
+from __future__ import annotations
+
+import math
+from os import PathLike
+from typing import Any
+
+import numpy as np
+from pycocotools.coco import COCO
+
+from pose.evaluation.coco import COCO_AP_KEYS, coco_ap, coco_results, load_coco
+from pose.evaluation.metrics import (
+    AUC_THRESHOLDS,
+    TORSO_DIAGONALS,
+    auc,
+    endpoint_errors,
+    epe,
+    pck,
+    pck_curve,
+    pck_per_joint,
+    torso_sizes,
+)
+from pose.evaluation.splits import OCCLUSION_EDGES, difficulty_splits, format_splits_table, joint_count_edges
+from pose.keypoints import KeypointSchema
+
+__all__ = [
+    "AUC_THRESHOLDS",
+    "COCO_AP_KEYS",
+    "OCCLUSION_EDGES",
+    "TORSO_DIAGONALS",
+    "auc",
+    "coco_ap",
+    "coco_results",
+    "difficulty_splits",
+    "endpoint_errors",
+    "epe",
+    "format_splits_table",
+    "joint_count_edges",
+    "load_coco",
+    "pck",
+    "pck_curve",
+    "pck_per_joint",
+    "summarize",
+    "torso_sizes",
+    "visibility_masks",
+]
+
+
+def visibility_masks(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Split COCO visibility flags into ``(visible, occluded)``.
+
+    Args:
+        flags: ``(N, K)`` COCO ``v``: 0 unlabelled, 1 labelled but occluded, 2 labelled and visible.
+
+    Returns:
+        ``visible = v > 0`` and ``occluded = v == 1``; ``occluded`` is None when no joint has ``v == 1``
+        (data that does not mark occlusion, such as LSPET), which turns the occlusion split off.
+    """
+    flags = np.asarray(flags)
+    occluded = flags == 1
+    return flags > 0, (occluded if occluded.any() else None)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def summarize(
+    pred: np.ndarray,
+    scores: np.ndarray,
+    gt: np.ndarray,
+    visible: np.ndarray,
+    boxes: np.ndarray,
+    schema: KeypointSchema,
+    *,
+    image_ids: np.ndarray | None = None,
+    annotations: str | PathLike[str] | dict[str, Any] | COCO | None = None,
+    box_scores: np.ndarray | None = None,
+    threshold: float = 0.2,
+) -> dict[str, Any]:
+    """The headline metrics of one evaluation, as a JSON-ready dict.
+
+    Keys: ``pck@0.2`` (at ``threshold``), ``pck_norm`` (``"torso"`` or ``"box"``, see ``torso_sizes``),
+    ``pck_n_instances`` (instances with a defined norm), ``epe`` (px), ``auc`` (PCK over thresholds 0-0.2),
+    ``ap`` (COCO OKS AP; None without schema sigmas or without ``annotations``/``image_ids``), ``coco``
+    (all of ``coco_ap``'s values, or None) and ``n_instances``. Values are Python floats, ints, str or
+    None (for undefined ones, e.g. no visible joint), so ``json.dumps(..., allow_nan=False)`` works.
+    Instances without a visible joint are left out of AP (COCOeval ignores their ground truth).
+
+    Args:
+        pred: ``(N, K, 2)`` predicted ``(x, y)``, image px.
+        scores: ``(N, K)`` keypoint confidences in [0, 1].
+        gt: ``(N, K, 2)`` ground truth, image px.
+        visible: ``(N, K)`` bool, labelled joints.
+        boxes: ``(N, 4)`` ground-truth boxes ``(x, y, w, h)``, image px (box-normalised PCK).
+        schema: Keypoint schema of the K joints.
+        image_ids: ``(N,)`` COCO image ids, for AP.
+        annotations: The ground-truth COCO file (path, dict or COCO object), for AP.
+        box_scores: ``(N,)`` detector scores, or None for ground-truth boxes.
+        threshold: PCK threshold as a fraction of the norm.
+    """
+    visible = np.asarray(visible, dtype=bool)
+    norm, kind = torso_sizes(gt, visible, schema, boxes)
+    coco = None
+    if schema.sigmas is not None and annotations is not None and image_ids is not None:
+        keep = visible.any(axis=1)
+        coco = coco_ap(
+            np.asarray(pred)[keep],
+            np.asarray(scores)[keep],
+            np.asarray(image_ids)[keep],
+            annotations,
+            schema,
+            box_scores=None if box_scores is None else np.asarray(box_scores)[keep],
+        )
+    defined = np.isfinite(norm) & (norm > 0)
+    return {
+        f"pck@{threshold:g}": _finite_or_none(pck(pred, gt, visible, norm, threshold)),
+        "pck_norm": kind,
+        "pck_n_instances": int(defined.sum()),
+        "epe": _finite_or_none(epe(pred, gt, visible)),
+        "auc": _finite_or_none(auc(pred, gt, visible, norm)),
+        "ap": None if coco is None else coco["AP"],
+        "coco": coco,
+        "n_instances": len(visible),
+    }

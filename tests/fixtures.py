@@ -1,0 +1,119 @@
+"""Tiny COCO-format keypoint datasets made on the fly: one person per image, a coloured disc per joint.
+
+Each joint k is a filled disc of radius ``BLOB_RADIUS`` px in its own colour (``joint_colours``), so a
+model can learn the joints and tests can find them; discs never overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pose.keypoints import COCO_17, KeypointSchema
+
+BLOB_RADIUS = 3
+BACKGROUND = 40  # grey level of the background (uint8), darker than every joint colour
+_SHIFT = 4  # cv2 drawing with 4 fractional bits: discs are centred to 1/16 px
+
+
+def joint_colours(num_keypoints: int) -> np.ndarray:
+    """``(K, 3)`` uint8 BGR colours, distinct hues at full saturation and value."""
+    hues = np.arange(num_keypoints) * 180 // max(num_keypoints, 1)  # OpenCV hue range is [0, 180)
+    hsv = np.stack([hues, np.full_like(hues, 255), np.full_like(hues, 255)], axis=1).astype(np.uint8)
+    return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2BGR)[0]
+
+
+def coco_category(schema: KeypointSchema, category_id: int = 1) -> dict:
+    """The COCO ``categories`` entry for ``schema`` (1-based skeleton)."""
+    return {
+        "id": category_id,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(schema.names),
+        "skeleton": [[i + 1, j + 1] for i, j in schema.skeleton],
+    }
+
+
+def _random_person(
+    rng: np.random.Generator, k: int, size: tuple[int, int], unlabelled_prob: float
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Keypoints on a jittered grid inside a random box: ``(K, 2)`` 1/16-px coords, ``(K,)`` v, bbox."""
+    height, width = size
+    w, h = rng.uniform(0.45, 0.7) * width, rng.uniform(0.6, 0.85) * height
+    x0, y0 = rng.uniform(0, width - w), rng.uniform(0, height - h)
+    cols = math.ceil(math.sqrt(k))
+    rows = math.ceil(k / cols)
+    cells = rng.permutation(rows * cols)[:k]
+    cell_w, cell_h = w / cols, h / rows
+    # Jitter stays below (cell - 2 radius - 1) / 2, so discs in neighbouring cells never touch.
+    jitter = max(0.0, (min(cell_w, cell_h) - 2 * BLOB_RADIUS - 1) / 2)
+    centres = np.stack([x0 + (cells % cols + 0.5) * cell_w, y0 + (cells // cols + 0.5) * cell_h], axis=1)
+    keypoints = np.round((centres + rng.uniform(-jitter, jitter, (k, 2))) * 16) / 16
+    visibility = np.where(rng.random(k) < unlabelled_prob, 0, 2)
+    return keypoints, visibility, [float(x0), float(y0), float(w), float(h)]
+
+
+def draw_person(image: np.ndarray, keypoints: np.ndarray) -> None:
+    """Draw the disc of every joint (labelled or not: the picture has them all) in place."""
+    for colour, (x, y) in zip(joint_colours(len(keypoints)), keypoints, strict=True):
+        centre = (int(round(x * 2**_SHIFT)), int(round(y * 2**_SHIFT)))
+        cv2.circle(image, centre, BLOB_RADIUS * 2**_SHIFT, colour.tolist(), -1, cv2.LINE_AA, _SHIFT)
+
+
+def make_coco_dataset(
+    tmp_path: Path,
+    n_images: int = 8,
+    schema: KeypointSchema = COCO_17,
+    size: tuple[int, int] = (96, 128),
+    seed: int = 0,
+    unlabelled_prob: float = 0.1,
+) -> tuple[Path, Path]:
+    """Write ``n_images`` PNG images and a COCO keypoint file under ``tmp_path``.
+
+    Args:
+        tmp_path: folder to write into (``annotations.json`` and ``images/``).
+        n_images: images, one person each; image and annotation ids are ``1..n_images``.
+        schema: keypoint schema of the category.
+        size: ``(height, width)`` of every image.
+        seed: seed of the layout.
+        unlabelled_prob: chance that a joint is written as unlabelled (``v = 0``, x = y = 0).
+
+    Returns:
+        ``(annotations_path, images_dir)``.
+    """
+    rng = np.random.default_rng(seed)
+    images_dir = Path(tmp_path) / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for n in range(1, n_images + 1):
+        keypoints, visibility, bbox = _random_person(rng, schema.num_keypoints, size, unlabelled_prob)
+        image = np.full((*size, 3), BACKGROUND, dtype=np.uint8)
+        draw_person(image, keypoints)
+        file_name = f"{n:06d}.png"
+        cv2.imwrite(str(images_dir / file_name), image)
+        images.append({"id": n, "file_name": file_name, "height": size[0], "width": size[1]})
+        flat = [
+            value
+            for (x, y), v in zip(keypoints.tolist(), visibility.tolist(), strict=True)
+            for value in ((x, y, 2) if v else (0.0, 0.0, 0))
+        ]
+        annotations.append(
+            {
+                "id": n,
+                "image_id": n,
+                "category_id": 1,
+                "iscrowd": 0,
+                "bbox": bbox,
+                "area": bbox[2] * bbox[3],
+                "num_keypoints": int(np.sum(visibility > 0)),
+                "keypoints": flat,
+            }
+        )
+    annotations_path = Path(tmp_path) / "annotations.json"
+    coco = {"images": images, "annotations": annotations, "categories": [coco_category(schema)]}
+    annotations_path.write_text(json.dumps(coco))
+    return annotations_path, images_dir
