@@ -344,8 +344,8 @@ def test_batch_and_keypoint_independence(seed, decoder, beta):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.floats(8.0, 20.0),
-    st.floats(8.0, 30.0),
+    st.floats(11.0, 20.0),  # with |d| <= 6 every bump (radius 4.5 px) stays whole on the 48x36 map
+    st.floats(11.0, 30.0),
     st.integers(-6, 6),
     st.integers(-6, 6),
     st.sampled_from(["argmax", "debiased"]),

