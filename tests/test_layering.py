@@ -27,3 +27,11 @@ def test_importing_pose_loads_no_app_training_or_gradio():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_headline_classes_from_the_package_root():
+    import pose
+    from pose.inference import Predictor
+    from pose.models import PoseModel
+
+    assert pose.PoseModel is PoseModel and pose.Predictor is Predictor
