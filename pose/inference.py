@@ -7,6 +7,7 @@ or beta in milliseconds without running the network (the app's beta slider depen
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -241,11 +242,7 @@ class Predictor:
 
     def _forward(self, batch: Tensor) -> Tensor:
         """Network logits for one chunk, flip-averaged if asked, as float32 on the CPU."""
-        logits = self._checked_forward(batch)
-        if self.flip:
-            mirrored = self._checked_forward(batch.flip(-1))
-            # Mirror back: reverse W (x_hm -> W_hm - 1 - x_hm, no shift) and swap left/right joints.
-            logits = 0.5 * (logits + mirrored.flip(-1)[:, self._flip_perm])
+        logits = flip_test_logits(self._checked_forward, batch, self._flip_perm if self.flip else None)
         return logits.to("cpu", torch.float32)
 
     def _checked_forward(self, batch: Tensor) -> Tensor:
@@ -273,3 +270,18 @@ class Predictor:
             decoder=decoder,
             beta=beta,
         )
+
+
+def flip_test_logits(network: Callable[[Tensor], Tensor], batch: Tensor, flip_perm: Tensor | None) -> Tensor:
+    """Logits of ``batch`` ``(B, 3, H, W)``, averaged with those of its mirror image when ``flip_perm``.
+
+    The mirrored crops' logits are mirrored back (reverse W: ``x_hm -> W_hm - 1 - x_hm``, exact under the
+    edge-to-edge raster convention, so no one-pixel shift) and their channels permuted by the schema's
+    flip permutation ``flip_perm`` ``(K,)`` before the average. Logits, not coordinates, are averaged: a
+    zero background stays zero, so ``debiased`` stays exact, and one tensor serves every decoder.
+    """
+    logits = network(batch)
+    if flip_perm is None:
+        return logits
+    mirrored = network(batch.flip(-1))
+    return 0.5 * (logits + mirrored.flip(-1)[:, flip_perm])

@@ -78,3 +78,15 @@ def test_unknown_method_fails():
     with pytest.raises(ConfigError, match="method"):
         load_config(None, ["method=magic"]).resolved()
     assert set(METHODS) == {"detection", "ipr", "debiased"}
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.yaml"))
+    assert len(configs) == 15  # 4 paper setups x 3 methods + 3 CPU-scale LSPET runs
+    for path in configs:
+        config = load_config(path)
+        method = path.stem.rsplit("_", 1)[1]
+        assert config.method == method and config.beta == 10.0, path.name
+        assert config.resolved()[2] == METHODS[method][2]

@@ -1,0 +1,91 @@
+"""training.evaluate (JSON last line, one network pass for all decoders, errors) and training.compare."""
+
+import json
+import math
+
+import pytest
+
+from pose.keypoints import COCO_17
+from pose.models import PoseModel, build_pose_model
+from tests.fixtures import make_coco_dataset
+from training import compare
+from training.evaluate import main as evaluate_main
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    annotations, images = make_coco_dataset(root, n_images=6, size=(96, 128), seed=3)
+    model = build_pose_model("lite0", COCO_17, input_size=(64, 64))
+    model.save_pretrained(root / "model")
+    return root, annotations, images
+
+
+def test_last_line_is_the_json_summary(tiny, tmp_path, capsys):
+    root, annotations, images = tiny
+    out = tmp_path / "evaluation.json"
+    args = [
+        str(root / "model"),
+        "--annotations",
+        str(annotations),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+    ]
+    assert evaluate_main([*args, "--workers", "0"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"pck@0.2", "pck_norm", "epe", "auc", "ap", "decoder", "beta", "n_instances"} <= set(summary)
+    assert summary["decoder"] == "debiased" and summary["beta"] == 10.0 and summary["n_instances"] == 6
+    assert summary["pck_norm"] == "torso" and 0 <= summary["pck@0.2"] <= 1 and summary["epe"] > 0
+    report = json.loads(out.read_text())
+    assert set(report["splits"]["debiased"]) == {"box_size", "num_joints", "occlusion"}
+
+
+def test_all_decoders_share_one_network_pass(tiny, tmp_path, capsys, monkeypatch):
+    root, annotations, images = tiny
+    calls = []
+    original = PoseModel.forward
+    monkeypatch.setattr(PoseModel, "forward", lambda self, x: calls.append(len(x)) or original(self, x))
+    args = [str(root / "model"), "--annotations", str(annotations), "--images", str(images)]
+    extra = ["--decoder", "all", "--beta", "5", "--batch-size", "4", "--workers", "0"]
+    extra += ["--out", str(tmp_path / "e.json")]
+    assert evaluate_main([*args, *extra]) == 0
+    assert calls == [4, 2]  # six crops in batches of four, once
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["beta"] == 5.0 and set(summary["others"]) == {"argmax", "integral"}
+    assert all(math.isfinite(summary["others"][name]["epe"]) for name in summary["others"])
+
+
+def test_missing_checkpoint_is_a_clear_error(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _, annotations, images = tiny
+    missing = str(tmp_path / "no-such-model")
+    assert evaluate_main([missing, "--annotations", str(annotations), "--images", str(images)]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+
+
+def test_compare_writes_json_and_html(tiny, tmp_path):
+    root, annotations, images = tiny
+    data = [f"train_annotations={annotations}", f"train_images={images}", "val_fraction=0.34"]
+    budget = ["input_size=64,64", "batch_size=2", "num_workers=0", "epochs=2", "max_steps_per_epoch=1"]
+    base = [*data, *budget, "aug_epochs=1"]
+    assert compare.main([*base, "--out", str(tmp_path), "--groups", "methods"]) == 0
+    results = json.loads((tmp_path / "compare.json").read_text())
+    assert results["groups"] == {"methods": ["detection", "ipr", "debiased"]}
+    for name in ("detection", "ipr", "debiased"):
+        run = results["runs"][name]
+        assert [e["epoch"] for e in run["epochs"]] == [0, 1] and "val_epe" in run["final"]
+        assert run["splits"]["box_size"]["bins"]
+    page = (tmp_path / "compare.html").read_text()
+    assert "Plotly.newPlot" in page and "paper Table 1" in page
+    # A second call resumes every finished run instead of training again.
+    before = (tmp_path / "ipr" / "metrics.jsonl").read_text()
+    assert compare.main([*base, "--out", str(tmp_path), "--groups", "methods"]) == 0
+    assert (tmp_path / "ipr" / "metrics.jsonl").read_text() == before
+
+
+def test_ablation_runs_are_config_switches():
+    overrides = {name: compare.run_overrides(name, [], compare.Path("x"), 7) for name in compare.RUNS}
+    assert "heatmap_epochs=7" in overrides["ipr_laug"] and "heatmap_epochs=-1" in overrides["ipr_lde"]
+    assert "heatmap_epochs=0" in overrides["debiased_no_laug"] and "beta=20" in overrides["debiased_beta20"]

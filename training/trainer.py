@@ -1,0 +1,306 @@
+"""The training loop for the paper's methods: losses per epoch, validation, atomic checkpoints, resume.
+
+``Trainer(config).fit()`` runs on CPU or CUDA, on one process or under ``torchrun``
+(DistributedDataParallel); everything it writes goes to ``config.out_dir``, from rank 0 only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pose.data import AugmentConfig, TopDownDataset, make_loader, set_loader_epoch
+from pose.decode import DECODERS
+from pose.evaluation import summarize, visibility_masks
+from pose.keypoints import schema_from_coco_file
+from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
+from pose.models import PoseModel, build_pose_model
+from training import distributed
+from training.config import TrainConfig, save_config
+from training.modelcard import write_model_card
+
+STATE_FILE = "last.pt"  # model + optimizer + scheduler + scaler + epoch: what `resume=true` reads
+
+
+class Trainer:
+    """One run of ``config``: builds the model, data and optimiser, then ``fit()`` trains it."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        torch.manual_seed(config.seed)  # identical initial weights on every rank and in every rerun
+        self.rank, self.world = distributed.setup()
+        self.device = _device(config.device)
+        self.out = Path(config.out_dir)
+        self.coord_loss, self.heatmap_epochs, self.decoder = config.resolved()
+        schema = schema_from_coco_file(config.train_annotations)
+        self.model = build_pose_model(
+            config.arch,
+            schema,
+            tuple(config.input_size),
+            config.pretrained,
+            decoder=self.decoder,
+            beta=config.beta,
+        ).to(self.device)
+        self.train_set, self.val_set = _datasets(config, self.model)
+        sharded = self.world > 1
+        self.train_loader = make_loader(
+            self.train_set, config.batch_size, True, config.num_workers, config.seed, sharded, drop_last=True
+        )
+        self.val_loader = make_loader(self.val_set, config.batch_size, False, config.num_workers, 0, sharded)
+        self.steps = _steps_per_epoch(len(self.train_loader), config)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_schedule(config, self.steps))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp and self.device.type == "cuda")
+        self.net = nn.parallel.DistributedDataParallel(self.model) if sharded else self.model
+        self.epoch, self.best = 0, -math.inf
+
+    def fit(self) -> Path:
+        """Train to ``config.epochs`` (resuming when ``config.resume``); return the final model folder."""
+        if self.config.resume and (self.out / STATE_FILE).exists():
+            self._load_state()
+        elif self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.out / "config.yaml")
+            (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        while self.epoch < self.config.epochs:
+            record = {
+                "epoch": self.epoch,
+                "loss": self.train_epoch(),
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
+            if (self.epoch + 1) % self.config.val_every == 0 or self.epoch + 1 == self.config.epochs:
+                record.update({f"val_{k}": v for k, v in self.validate().items() if k != "coco"})
+            self.epoch += 1
+            if self.rank == 0:
+                self._end_epoch(record)
+            distributed.barrier()
+        final = self.out / "model"
+        if self.rank == 0:
+            self._save_final(final)
+        distributed.cleanup()
+        return final
+
+    def train_epoch(self) -> float:
+        """One pass over the training loader (at most ``steps`` batches) -> mean loss over all ranks."""
+        set_loader_epoch(self.train_loader, self.epoch)
+        self.net.train()
+        use_heatmap = self.heatmap_epochs < 0 or self.epoch < self.heatmap_epochs
+        total, count = 0.0, 0
+        desc = f"epoch {self.epoch + 1}/{self.config.epochs}"
+        bar = tqdm(self.train_loader, total=self.steps, desc=desc, disable=self.rank != 0, dynamic_ncols=True)
+        for step, batch in enumerate(bar):
+            if step >= self.steps:
+                break
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.scaler.is_enabled()):
+                logits = self.net(batch["image"].to(self.device, non_blocking=True))
+            loss = step_loss(logits.float(), batch, self.coord_loss, use_heatmap, self.config)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss is {loss.item()} at epoch {self.epoch}, step {step}; the last checkpoint in "
+                    f"{self.out} is intact: lower lr and rerun with resume=true"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            total, count = total + loss.item(), count + 1
+            bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.1e}")
+        return distributed.mean(total / max(count, 1))
+
+    @torch.no_grad()
+    def validate(self, decoder: str | None = None) -> dict[str, Any]:
+        """Decode the validation set (default: the run's decoder) and score it on all ranks together."""
+        self.model.eval()
+        rows: dict[int, tuple] = {}
+        for batch in self.val_loader:
+            logits = self.model(batch["image"].to(self.device)).float()
+            coords, scores = DECODERS[decoder or self.decoder](logits, self.config.beta)
+            image_xy = heatmap_to_image(coords.cpu().double().numpy(), batch["matrix"].numpy())
+            for i, ann_id in enumerate(batch["ann_id"].tolist()):  # keyed: drops the sampler's padding
+                rows[ann_id] = (
+                    image_xy[i],
+                    scores[i].cpu().numpy(),
+                    batch["keypoints_image"][i].numpy(),
+                    batch["visibility"][i].numpy(),
+                    batch["box"][i].numpy(),
+                    int(batch["image_id"][i]),
+                )
+        rows = distributed.merge_dicts(rows)
+        pred, scores, gt, vis, boxes, image_ids = (
+            np.stack([rows[k][j] for k in sorted(rows)]) for j in range(6)
+        )
+        annotations = self.config.val_annotations or self.config.train_annotations
+        visible, _ = visibility_masks(vis)
+        return summarize(
+            pred,
+            scores,
+            gt,
+            visible,
+            boxes,
+            self.val_set.schema,
+            image_ids=image_ids,
+            annotations=annotations,
+        )
+
+    def _end_epoch(self, record: dict) -> None:
+        """Append the metrics line, keep the best model, then write the resume state atomically."""
+        record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        score = _selection_score(record)
+        if score is not None and score > self.best:
+            self.best = score
+            self.model.save_pretrained(self.out / "best")
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "best": self.best,
+            "torch_rng": torch.get_rng_state(),  # nothing in the step draws from it today; kept for exactness
+        }
+        tmp = self.out / (STATE_FILE + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.out / STATE_FILE)  # atomic: a kill leaves either the old or the new state
+
+    def _load_state(self) -> None:
+        payload = torch.load(self.out / STATE_FILE, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.scaler.load_state_dict(payload["scaler"])
+        self.epoch, self.best = int(payload["epoch"]), float(payload["best"])
+        torch.set_rng_state(payload["torch_rng"])
+        if self.rank == 0:
+            print(f"resuming {self.out} at epoch {self.epoch + 1} of {self.config.epochs}")
+
+    def _save_final(self, folder: Path) -> None:
+        """The final PoseModel folder with its model card; pushed to the Hub when ``hub_repo`` is set."""
+        self.model.save_pretrained(folder)
+        lines = (self.out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        write_model_card(
+            folder, asdict(self.config), self.config.resolved(), json.loads(lines[-1]) if lines else {}
+        )
+        print(f"saved the model to {folder}")
+        if not self.config.hub_repo:
+            return
+        try:
+            self.model.push_to_hub(self.config.hub_repo)
+            print(f"pushed to the Hugging Face Hub: {self.config.hub_repo}")
+        except Exception as err:  # offline, no token, no rights: the local copy is what matters
+            print(
+                f"could not push to the Hub repo {self.config.hub_repo!r} ({type(err).__name__}: {err}). "
+                f"The model is saved in {folder}; push it later with "
+                f"PoseModel.from_pretrained('{folder}').push_to_hub('{self.config.hub_repo}')"
+            )
+
+
+def step_loss(logits: torch.Tensor, batch: dict, coord_loss: str, use_heatmap: bool, config) -> torch.Tensor:
+    """``L_re`` (L1 on decoded coordinates, Eq. 5 / 10) + ``L_aug`` (heatmap MSE, Eq. 2), masked.
+
+    Args:
+        logits: ``(B, K, h, w)`` float32 network output.
+        batch: holds ``coords`` ``(B, K, 2)``, ``heatmaps`` ``(B, K, h, w)``, ``weights`` ``(B, K)``.
+        coord_loss: ``"none"``, ``"integral"`` or ``"debiased"``: the decoder the L1 goes through.
+        use_heatmap: add ``config.heatmap_weight`` times the heatmap MSE.
+    """
+    weights = batch["weights"].to(logits.device)
+    loss = logits.new_zeros(())
+    if coord_loss != "none":
+        coords, _ = DECODERS[coord_loss](logits, config.beta)
+        loss = loss + masked_mean(coord_l1_losses(coords, batch["coords"].to(logits.device)), weights)
+    if use_heatmap:
+        mse = heatmap_mse_losses(logits, batch["heatmaps"].to(logits.device))
+        loss = loss + config.heatmap_weight * masked_mean(mse, weights)
+    return loss
+
+
+def heatmap_to_image(coords: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Heatmap px ``(B, K, 2)`` through per-item affine maps ``(B, 2, 3)`` -> image px ``(B, K, 2)``."""
+    return np.einsum("bij,bkj->bki", matrices[:, :, :2], coords) + matrices[:, None, :, 2]
+
+
+def _datasets(config: TrainConfig, model: PoseModel) -> tuple[TopDownDataset, TopDownDataset]:
+    """Training and validation sets; without ``val_annotations``, a seeded split of the training images."""
+    common = {
+        "input_size": tuple(config.input_size),
+        "sigma": config.sigma,
+        "mean": model.mean,
+        "std": model.std,
+    }
+    augment = AugmentConfig(
+        flip_prob=config.flip_prob,
+        scale_factor=config.scale_factor,
+        rotation_factor=config.rotation_factor,
+        half_body_prob=config.half_body_prob,
+    )
+    train_ids, val_ids = _split_image_ids(config)
+    train_set = TopDownDataset(
+        config.train_annotations,
+        config.train_images,
+        train=True,
+        augment=augment,
+        image_ids=train_ids,
+        seed=config.seed,
+        **common,
+    )
+    if config.val_annotations:
+        val_set = TopDownDataset(config.val_annotations, config.val_images or config.train_images, **common)
+    else:
+        val_set = TopDownDataset(config.train_annotations, config.train_images, image_ids=val_ids, **common)
+    return train_set, val_set
+
+
+def _split_image_ids(config: TrainConfig) -> tuple[list[int], list[int]]:
+    """Seeded split of the training file's image ids -> (train, held out); none held out given a val file."""
+    with open(config.train_annotations, encoding="utf-8") as f:
+        ids = sorted(int(image["id"]) for image in json.load(f)["images"])
+    order = np.random.default_rng(config.seed).permutation(len(ids))
+    n_val = 0 if config.val_annotations else max(1, round(config.val_fraction * len(ids)))
+    train = order[n_val:][: config.max_train_images or None]
+    return [ids[i] for i in sorted(train)], [ids[i] for i in sorted(order[:n_val])]
+
+
+def _steps_per_epoch(batches: int, config: TrainConfig) -> int:
+    if batches == 0:
+        raise ValueError(f"the training set has fewer items than batch_size={config.batch_size}")
+    return min(batches, config.max_steps_per_epoch) if config.max_steps_per_epoch else batches
+
+
+def _lr_schedule(config: TrainConfig, steps_per_epoch: int):
+    """Linear warm-up over ``warmup_steps``, then times ``lr_factor`` at each epoch listed in ``lr_steps``."""
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        epoch = step // steps_per_epoch
+        return warm * config.lr_factor ** sum(epoch >= e for e in config.lr_steps)
+
+    return factor
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _selection_score(record: dict) -> float | None:
+    """The number that picks the best epoch: COCO AP where the schema has OKS sigmas, else PCK@0.2."""
+    for key in ("val_ap", "val_pck@0.2"):
+        if record.get(key) is not None:
+            return float(record[key])
+    return None
