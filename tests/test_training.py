@@ -1,6 +1,7 @@
 """training.run end to end on tiny generated data: learning, outputs, resume after SIGKILL, torchrun."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -138,3 +139,28 @@ def test_torchrun_two_processes_gloo_same_metrics(tiny_set, tmp_path):
     for key in ("pck@0.2", "epe", "auc", "ap"):
         assert two[key] == pytest.approx(one[key], abs=1e-6), key
     assert two["trained"] and (tmp_path / "model" / "model.safetensors").exists()
+
+
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        ("coco-mini", ["val_fraction=0.25", "batch_size=2"]),
+        ("lspet", ["max_train_images=16", "val_fraction=0.002", "batch_size=4"]),
+    ],
+)
+def test_smoke_run_on_real_data(name, settings, tmp_path):
+    if not (SHARED / name / "annotations.json").exists():
+        pytest.skip(f"../shared/data/{name} is not here")
+    data = [
+        f"train_annotations={SHARED / name / 'annotations.json'}",
+        f"train_images={SHARED / name / 'images'}",
+    ]
+    budget = ["input_size=64,64", "epochs=1", "max_steps_per_epoch=1", "num_workers=0", f"out_dir={tmp_path}"]
+    assert run_main([*data, *budget, *settings]) == 0
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["val_n_instances"] > 0 and math.isfinite(record["val_epe"])
+    expected_k = {"coco-mini": 17, "lspet": 14}[name]
+    assert PoseModel.from_pretrained(str(tmp_path / "model")).schema.num_keypoints == expected_k
