@@ -1,0 +1,172 @@
+"""The training-analysis tab's data: ``compare.json`` as ``python -m training.compare`` writes it, read
+leniently into metric-versus-epoch curves and tables (final metrics per comparison, difficulty splits).
+
+The layout read (see training/compare.py; unknown keys are ignored)::
+
+    {"base_config": {"arch": ..., "input_size": [h, w], "epochs": ..., ...},
+     "groups": {"methods": [run, ...], "beta": [run, ...], "ablation": [run, ...]},
+     "runs": {run: {"label": "ipr (L1 on J_r)",
+                    "epochs": [{"epoch": 0, "loss": ..., "val_pck@0.2": ..., "val_epe": ...}, ...],
+                    "final": {same keys as an epoch},
+                    "splits": {"box_size": {"bins": [{"label": "< 90 px", "epe": ..., "n": ...}]} | null}}}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+RESULTS_ENV = "COMPARE_RESULTS"
+DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "assets" / "results" / "compare.json"
+GROUP_TITLES = {
+    "methods": "detection vs ipr vs debiased (paper Fig. 4 / 6)",
+    "beta": "β ablation (debiased + L_aug)",
+    "ablation": "component ablation (paper Table 6)",
+}
+FINAL_METRICS = {"val_pck@0.2": "PCK@0.2", "val_epe": "EPE (px)", "val_auc": "AUC", "val_ap": "AP"}
+SETUP_KEYS = ("arch", "input_size", "epochs", "batch_size", "beta", "aug_epochs", "max_train_images")
+HOW_TO = (
+    "No comparison results yet: `{path}` does not exist. They come from the paper's comparisons, which "
+    "train `detection`, `ipr` and `debiased` (plus the β and component ablations) with one budget:\n\n"
+    "```bash\npython -m training.compare training/configs/lspet_lite0_debiased.yaml epochs=20 \\\n"
+    "    --out runs/compare\n"
+    "cp runs/compare/compare.json assets/results/compare.json\n```\n\n"
+    f"then restart the app (or point `{RESULTS_ENV}` at another compare.json)."
+)
+
+
+class ResultsError(ValueError):
+    """The results file exists but cannot be used; the message names what is wrong."""
+
+
+@dataclass(frozen=True)
+class Results:
+    """A parsed ``compare.json``.
+
+    Attributes:
+        groups: comparison name -> run names, in the file's order (only runs that exist).
+        runs: run name -> its entry (``label``, ``epochs``, ``final``, ``splits``).
+        base_config: the base training config (shown as the setup line).
+    """
+
+    groups: dict[str, list[str]]
+    runs: dict[str, dict[str, Any]]
+    base_config: dict[str, Any]
+
+    def metrics(self) -> list[str]:
+        """Numeric per-epoch keys of any run, validation metrics first."""
+        keys = dict.fromkeys(
+            k
+            for run in self.runs.values()
+            for record in run["epochs"]
+            for k, v in record.items()
+            if k != "epoch" and _number(v) is not None
+        )
+        return sorted(keys, key=lambda k: (not k.startswith("val_"), list(keys).index(k)))
+
+    def label(self, run: str) -> str:
+        return str(self.runs[run].get("label") or run)
+
+
+def results_path() -> Path:
+    """``COMPARE_RESULTS`` if set, else ``assets/results/compare.json``."""
+    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)
+
+
+def load_results(path: Path) -> Results | None:
+    """The results at ``path``, or None when the file does not exist (yet).
+
+    Raises:
+        ResultsError: unreadable JSON, or no ``runs`` with per-epoch metrics.
+    """
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResultsError(f"{path.name} is not readable JSON ({err})") from None
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, dict) or not runs:
+        raise ResultsError(f"{path.name} has no 'runs' (expected the output of python -m training.compare)")
+    for name, run in runs.items():
+        if not isinstance(run, dict) or not isinstance(run.get("epochs"), list):
+            raise ResultsError(f"{path.name}: run {name!r} has no 'epochs' list")
+        run.setdefault("final", run["epochs"][-1] if run["epochs"] else {})
+    raw_groups = data.get("groups") if isinstance(data.get("groups"), dict) else {"runs": list(runs)}
+    groups = {str(g): [r for r in members if r in runs] for g, members in raw_groups.items()}
+    base = data.get("base_config") if isinstance(data.get("base_config"), dict) else {}
+    return Results({g: m for g, m in groups.items() if m}, runs, base)
+
+
+def _number(value: object) -> float | None:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) else None
+
+
+def setup_text(results: Results) -> str:
+    """One Markdown line with the base config's main settings."""
+    parts = [f"{k} = {results.base_config[k]}" for k in SETUP_KEYS if k in results.base_config]
+    return "**Setup:** " + ", ".join(parts) if parts else ""
+
+
+def metric_figure(results: Results, group: str, metric: str) -> go.Figure:
+    """``metric`` versus epoch (1-based) for each run of ``group``; epochs without it are skipped."""
+    fig = go.Figure()
+    for run in results.groups.get(group, []):
+        points = [
+            (int(r["epoch"]) + 1, _number(r.get(metric)))
+            for r in results.runs[run]["epochs"]
+            if "epoch" in r and _number(r.get(metric)) is not None
+        ]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            fig.add_trace(
+                go.Scatter(x=xs, y=ys, mode="lines+markers", name=results.label(run), line=dict(width=3))
+            )
+    name = FINAL_METRICS.get(metric, metric)
+    fig.update_layout(
+        title=dict(text=f"{GROUP_TITLES.get(group, group)}: {name}", font=dict(size=14)),
+        xaxis_title="epoch",
+        yaxis_title=name,
+        height=420,
+        margin=dict(l=50, r=10, t=40, b=40),
+        legend=dict(orientation="h", yanchor="top", y=-0.15, x=0),
+    )
+    return fig
+
+
+def final_table(results: Results, group: str) -> pd.DataFrame:
+    """The final validation metrics of each run of ``group`` (empty cells where not measured)."""
+    rows = []
+    for run in results.groups.get(group, []):
+        final = results.runs[run]["final"]
+        rows.append([results.label(run), *(_rounded(final.get(k)) for k in FINAL_METRICS)])
+    return pd.DataFrame(rows, columns=["run", *FINAL_METRICS.values()])
+
+
+def splits_table(results: Results, group: str = "methods") -> pd.DataFrame | None:
+    """EPE (px) per difficulty bin (paper Table 1), one row per run of ``group``; None without splits."""
+    rows, columns = [], {}
+    for run in results.groups.get(group, []):
+        row = {"run": results.label(run)}
+        for factor, split in (results.runs[run].get("splits") or {}).items():
+            for b in (split or {}).get("bins", []):
+                column = f"{factor.replace('_', ' ')}: {b.get('label')}"
+                columns[column] = None
+                row[column] = _rounded(b.get("epe"))
+        rows.append(row)
+    if not columns:
+        return None
+    return pd.DataFrame(rows, columns=["run", *columns])
+
+
+def _rounded(value: object) -> float | None:
+    number = _number(value)
+    return None if number is None else round(number, 4)

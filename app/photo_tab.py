@@ -1,0 +1,300 @@
+"""Tab 1, "Your photo": upload / webcam / examples, people, overlays, the per-joint table, the heatmap of
+one joint, the beta slider that re-decodes cached logits, and the model picker.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from app.detection import PersonDetector
+from app.images import PhotoError, read_photo
+from app.model import CheckpointError, LoadedModel, ModelStore
+from app.photo import TABLE_COLUMNS, PhotoSession, analyse, decode, joint_map, keypoint_table, status_text
+from app.plots import DEFAULT_OVERLAYS, OVERLAY_CHOICES, draw_overlay, joint_figure
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
+SOFTMAX_VIEW, LOGITS_VIEW = "softmax at β", "logits (implicit heatmap)"
+DEFAULT_BETA = 10.0
+TABLE_LABEL = "Per joint, in the original photo's pixels (shift = |J_o − J_r|, score = J_o's confidence)"
+
+
+def _photo_source(payload: Any) -> str | io.BytesIO | None:
+    """The uploaded file from the photo input's raw value (its events skip Gradio's preprocessing).
+
+    Gradio's own preprocessing opens the file with Pillow and turns a non-image into a traceback; skipping it
+    lets :func:`app.images.read_photo` decode, rotate and convert everything and explain what is wrong.
+    """
+    if not payload:
+        return None
+    if isinstance(payload, str):
+        return payload
+    path, url = payload.get("path"), payload.get("url") or ""
+    if path:
+        return str(path)
+    if url.startswith("data:"):  # an inline (base64) image
+        return io.BytesIO(base64.b64decode(url.partition(",")[2]))
+    return None
+
+
+def example_photos() -> list[str]:
+    """ultralytics' bus.jpg and zidane.jpg (from the installed package) and assets/examples/*."""
+    paths = []
+    # Located without importing ultralytics (slow, and it patches PIL.Image.open when imported).
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is not None and spec.submodule_search_locations:
+        assets = Path(spec.submodule_search_locations[0]) / "assets"
+        paths += [str(assets / n) for n in ("bus.jpg", "zidane.jpg") if (assets / n).is_file()]
+    if EXAMPLES_DIR.is_dir():
+        paths += sorted(
+            str(p) for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+        )
+    return paths
+
+
+def _empty_outputs(message: str) -> tuple:
+    """The photo outputs when there is no photo: no session, empty choices, table and figure."""
+    empty = gr.Dropdown(choices=[], value=None)
+    return (
+        None,
+        empty,
+        empty,
+        None,
+        pd.DataFrame(columns=TABLE_COLUMNS),
+        joint_figure(None, "", 1.0),
+        message,
+        "",
+    )
+
+
+def _timing_text(session: PhotoSession, beta: float, ms: float) -> str:
+    n, k = session.num_people, int(session.logits.shape[1])
+    return (
+        f"Re-decoded {n} {'person' if n == 1 else 'people'} × {k} joints with 3 decoders at "
+        f"β = {float(beta):g} and redrew in {ms:.1f} ms (the network did not run)."
+    )
+
+
+class PhotoTab:
+    """Builds and serves Tab 1. Handlers are methods; per-visitor data lives only in ``gr.State``.
+
+    Args:
+        store: the shared models.
+        detector: the shared person detector.
+    """
+
+    def __init__(self, store: ModelStore, detector: PersonDetector):
+        self.store, self.detector = store, detector
+        self.default_model, self.model_message = self._load_default()
+
+    def _load_default(self) -> tuple[LoadedModel | None, str]:
+        try:
+            loaded = self.store.load_default()
+        except CheckpointError as err:
+            return None, f"⚠️ The default model could not be loaded: {err}"
+        if loaded is None:
+            return None, (
+                f"⚠️ **No pose model loaded**: {self.store.default_reason} Until then this tab shows the "
+                "person boxes only; the *Bias lab* and *Training analysis* tabs need no model."
+            )
+        return loaded, f"**Model:** {loaded.label} — {self.store.default_reason}."
+
+    def build(self) -> None:
+        """Create the tab's components in the current Blocks context and wire their events."""
+        # Which model runs (or that none does, and why) stays in sight at the top of the tab.
+        model_md = gr.Markdown(self.model_message, elem_id="model-status")
+        with gr.Row():
+            with gr.Column(scale=2, min_width=300):
+                photo = gr.Image(
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "webcam", "clipboard"],
+                    height=280,
+                    label="Your photo (upload, webcam or paste)",
+                    elem_id="photo-input",
+                )
+                gr.Examples(example_photos(), inputs=photo, label="Examples (click one)", examples_per_page=8)
+                beta = gr.Slider(
+                    0.5,
+                    50,
+                    value=DEFAULT_BETA,
+                    step=0.5,
+                    label="β (softmax sharpness)",
+                    info="Re-decodes the cached logits: the network does not run again.",
+                    elem_id="beta-slider",
+                )
+                shown = gr.CheckboxGroup(list(OVERLAY_CHOICES), value=DEFAULT_OVERLAYS, label="Overlays")
+                person = gr.Dropdown([], label="Person", interactive=True)
+                status = gr.Markdown(elem_id="photo-status")
+            with gr.Column(scale=3):
+                overlay = gr.Image(
+                    type="numpy",
+                    format="jpeg",
+                    interactive=False,
+                    height=620,
+                    label="Keypoints on your photo",
+                    elem_id="overlay",
+                )
+                timing = gr.Markdown(elem_id="decode-timing")
+        with gr.Row():
+            table = gr.Dataframe(
+                headers=TABLE_COLUMNS,
+                label=TABLE_LABEL,
+                max_height=560,
+                interactive=False,
+                elem_id="joint-table",
+                column_widths=["21%", "11%", "11%", "11%", "11%", "18%", "17%"],
+            )
+            with gr.Column():
+                with gr.Row():
+                    joint = gr.Dropdown([], label="Joint in the heatmap view", interactive=True)
+                    view = gr.Radio([SOFTMAX_VIEW, LOGITS_VIEW], value=SOFTMAX_VIEW, label="Show")
+                heatmap = gr.Plot(label="Heatmap of the joint (zoom with the mouse)", elem_id="joint-heatmap")
+        with gr.Accordion("Model picker: another checkpoint", open=self.default_model is None):
+            local = self.store.allow_local
+            with gr.Row():
+                model_text = gr.Textbox(
+                    label="Hub repo id or local checkpoint folder" if local else "Hugging Face Hub repo id",
+                    placeholder="owner/name" + (" or /path/to/checkpoint" if local else ""),
+                    scale=3,
+                )
+                load_btn = gr.Button("Load model", scale=1)
+                default_btn = gr.Button("Default model", scale=1)
+        model = gr.State(None)  # the session's LoadedModel; None means the default (shared, never copied)
+        # The session's PhotoSession (photo + logits, a few MB): dropped 30 minutes after its last use.
+        session = gr.State(None, time_to_live=1800)
+
+        photo_outputs = [session, person, joint, overlay, table, heatmap, status, timing]
+        render_inputs = [session, person, joint, beta, shown, view]
+        render_outputs = [overlay, table, heatmap, timing]
+        # preprocess=False: the photo arrives as Gradio's raw file record (see _photo_source).
+        photo.change(
+            self.on_photo,
+            [photo, model, beta, shown, view],
+            photo_outputs,
+            api_name="analyse",
+            concurrency_limit=2,
+            preprocess=False,
+        )
+        beta.change(
+            self.render,
+            render_inputs,
+            render_outputs,
+            api_name="redecode",
+            trigger_mode="always_last",
+            show_progress="hidden",
+            concurrency_limit=4,
+        )
+        for control in (shown, view, person, joint):
+            control.input(
+                self.render,
+                render_inputs,
+                render_outputs,
+                api_visibility="undocumented",
+                trigger_mode="always_last",
+                show_progress="hidden",
+                concurrency_limit=4,
+            )
+        model_inputs = [photo, model, beta, shown, view]
+        load_btn.click(
+            self.on_load_model,
+            [model_text, *model_inputs],
+            [model, model_md, *photo_outputs],
+            api_name="load_model",
+            concurrency_limit=1,
+            preprocess=False,
+        )
+        default_btn.click(
+            self.on_default_model,
+            model_inputs,
+            [model, model_md, *photo_outputs],
+            api_name="default_model",
+            concurrency_limit=1,
+            preprocess=False,
+        )
+
+    def on_photo(self, payload: Any, model: LoadedModel | None, beta: float, shown: list[str], view: str):
+        """Read the photo, find people, run the network once; returns every photo output."""
+        source = _photo_source(payload)
+        if source is None:
+            return _empty_outputs("")
+        try:
+            photo = read_photo(source)
+        except PhotoError as err:
+            raise gr.Error(str(err), title="This photo cannot be used") from None
+        loaded = model or self.default_model
+        session = analyse(photo, self.detector, loaded, float(beta))
+        decoded = decode(session, float(beta))
+        joint = 0
+        if decoded is not None:  # open the heatmap view on the joint the compensation moves most
+            shift = np.linalg.norm(decoded.debiased.keypoints[0] - decoded.integral.keypoints[0], axis=1)
+            joint = int(np.argmax(shift))
+        people = [
+            (f"Person {i + 1} (detector score {s:.2f})", i) for i, s in enumerate(session.detections.scores)
+        ]
+        names = loaded.model.schema.names if loaded is not None else ()
+        outputs = self.render(session, 0, joint, beta, shown, view)
+        return (
+            session,
+            gr.Dropdown(choices=people, value=0 if people else None),
+            gr.Dropdown(choices=[(n, k) for k, n in enumerate(names)], value=joint if names else None),
+            *outputs[:3],
+            status_text(session),
+            outputs[3],
+        )
+
+    def render(
+        self, session: PhotoSession | None, person: Any, joint: Any, beta: float, shown: list, view: str
+    ):
+        """Re-decode the cached logits at ``beta`` and redraw; never runs the network."""
+        if session is None:
+            return _empty_outputs("")[3:6] + ("",)
+        start = time.perf_counter()
+        person = (
+            int(person) if isinstance(person, int | float) and 0 <= person < len(session.detections) else 0
+        )
+        joint = int(joint) if isinstance(joint, int | float) else 0
+        decoded = decode(session, float(beta))
+        schema = session.model.model.schema if session.model is not None else None
+        image = draw_overlay(
+            session.photo.image,
+            session.detections,
+            decoded,
+            schema.skeleton if schema else (),
+            shown or [],
+            person,
+        )
+        table = keypoint_table(decoded, person, schema.names if schema else (), session.photo.scale)
+        if decoded is None:
+            title = "no pose model loaded" if session.model is None else "no person found"
+            return image, table, joint_figure(None, title, beta), ""
+        joint = min(max(joint, 0), len(schema.names) - 1)
+        data = joint_map(session, decoded, person, joint, float(beta), view != LOGITS_VIEW)
+        figure = joint_figure(data, f"person {person + 1}, {schema.names[joint]}", beta)
+        return image, table, figure, _timing_text(session, beta, (time.perf_counter() - start) * 1e3)
+
+    def on_load_model(self, text: str, path: Any, model: LoadedModel | None, beta, shown, view):
+        """Load a visitor-named model; on failure keep the previous one and say why."""
+        try:
+            loaded = self.store.load_user(text)
+        except CheckpointError as err:
+            kept = (model or self.default_model).label if (model or self.default_model) else "no model"
+            gr.Warning(f"Model not loaded: {err}")
+            return (gr.skip(), f"⚠️ **Not loaded** — {err}\n\nStill using: {kept}.", *[gr.skip()] * 8)
+        return (
+            loaded,
+            f"**Model:** {loaded.label} — loaded on request.",
+            *self.on_photo(path, loaded, beta, shown, view),
+        )
+
+    def on_default_model(self, path: Any, model: LoadedModel | None, beta, shown, view):
+        """Go back to the default model."""
+        return (None, self.model_message, *self.on_photo(path, None, beta, shown, view))

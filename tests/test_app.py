@@ -1,0 +1,354 @@
+"""The Gradio app, driven through gradio_client against a server launched on loopback in the test, with a
+tiny PoseModel built here; plus its pieces (photo reading, model store, results file, app.py startup).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import app.model
+from app.analysis import (
+    HOW_TO,
+    ResultsError,
+    final_table,
+    load_results,
+    metric_figure,
+    setup_text,
+    splits_table,
+)
+from app.detection import PersonDetector
+from app.images import MAX_SIDE, PhotoError, read_photo
+from app.model import ModelRefused, ModelStore, local_folders_allowed
+from app.photo_tab import PhotoTab, example_photos
+from app.ui import build_demo, launch_kwargs
+from pose.keypoints import COCO_17
+from pose.models import CheckpointError, build_pose_model
+from training.compare import GROUPS, RUNS
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OFFLINE_ENV = {"YOLO_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+OVERLAYS = ["J_r (integral)", "J_o (debiased)", "argmax", "skeleton", "person boxes"]
+SOFTMAX = "softmax at β"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bus_photo() -> str:
+    return next(p for p in example_photos() if p.endswith("bus.jpg"))
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = build_pose_model("lite0", COCO_17, input_size=(64, 64))
+    with torch.no_grad():  # SimpleBaseline's init gives near-constant logits; make the maps differ
+        for layer in model.head.modules():
+            if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+                layer.weight.normal_(0.0, 0.05)
+    folder = tmp_path_factory.mktemp("tiny_model")
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir):
+    """The app on a free loopback port; yields (url, forward-call counter, store)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in OFFLINE_ENV.items():
+            mp.setenv(key, value)
+        mp.setenv("COMPARE_RESULTS", str(tiny_model_dir / "no_results.json"))
+        store = ModelStore(default=str(tiny_model_dir))
+        forwards = []
+        store.load_default().model.register_forward_hook(lambda *_: forwards.append(1))
+        # Weights that cannot exist: the offline ONNX detector runs whatever this machine has cached.
+        detector = PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt")
+        demo = build_demo(store=store, detector=detector)
+        port = free_port()
+        demo.queue(default_concurrency_limit=2).launch(
+            server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
+        )
+        try:
+            yield f"http://127.0.0.1:{port}/", forwards, store
+        finally:
+            demo.close()
+
+
+@pytest.fixture
+def client(server) -> Client:
+    return Client(server[0], verbose=False)  # a new session per test
+
+
+def analyse(client: Client, path: str, beta: float = 10.0) -> tuple:
+    return client.predict(handle_file(path), beta, OVERLAYS, SOFTMAX, api_name="/analyse")
+
+
+def table_rows(table: dict) -> np.ndarray:
+    """The numeric columns (J_r x, J_r y, J_o x, J_o y, shift, score) as a (K, 6) array."""
+    return np.array([row[1:] for row in table["data"]], dtype=float)
+
+
+def test_photo_returns_overlay_table_and_heatmap(client):
+    people, joints, overlay, table, heatmap, status, timing = analyse(client, bus_photo())
+    assert len(people["choices"]) >= 1 and "SSDLite" in status and "Found" in status
+    assert [name for name, _ in joints["choices"]] == list(COCO_17.names)
+    drawn, photo = np.asarray(Image.open(overlay)), read_photo(bus_photo()).image
+    assert drawn.shape == photo.shape and np.abs(drawn.astype(int) - photo).mean() > 0.5  # overlays drawn
+    assert table["headers"][0] == "joint" and len(table["data"]) == COCO_17.num_keypoints
+    assert np.isfinite(table_rows(table)).all()
+    assert json.loads(heatmap["plot"])["data"][0]["type"] == "heatmap"
+    assert "did not run" in timing
+
+
+def test_beta_change_redecodes_without_running_the_network(server, client):
+    _, forwards, _ = server
+    first = analyse(client, bus_photo(), beta=10.0)
+    calls = len(forwards)
+    overlay, table, heatmap, timing = client.predict(0, 3, 2.0, OVERLAYS, SOFTMAX, api_name="/redecode")
+    assert len(forwards) == calls, "a beta change must not run the network"
+    assert not np.allclose(table_rows(table)[:, :2], table_rows(first[3])[:, :2])  # J_r moved with beta
+    assert not np.array_equal(np.asarray(Image.open(overlay)), np.asarray(Image.open(first[2])))
+    assert "β=2" in heatmap["plot"] and "β = 2" in timing
+
+
+@pytest.mark.parametrize(
+    "size, x, y, sigma, beta",
+    [
+        ("64×48", 20.3, 30.7, 2.5, 10.0),
+        ("64×48", 12.25, 40.6, 3.0, 2.0),
+        ("96×72", 30.4, 20.9, 3.0, 5.0),
+        ("16×12", 5.3, 6.6, 1.2, 1.0),
+    ],
+)
+def test_bias_lab_debiased_recovers_the_mode(client, size, x, y, sigma, beta):
+    assert sigma >= 0.7 * beta**0.5  # well sampled: the grid resolves exp(beta * H)
+    figure, estimates, eq8, field, curve = client.predict(
+        size, x, y, sigma, beta, False, api_name="/bias_lab"
+    )
+    errors = {row[0]: row[3] for row in estimates["data"]}
+    assert errors["J_o (debiased)"] < 0.01
+    assert errors["J_r (integral)"] > 0.01  # the bias the lab is about
+    assert "Eq. 8" in eq8 and all("plot" in f for f in (figure, field, curve))
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [("notes.txt", b"this is not an image", "not an image"), ("truncated.jpg", None, "damaged")],
+)
+def test_bad_uploads_give_readable_errors(client, tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is None:  # a real JPEG cut in half
+        path.write_bytes(Path(bus_photo()).read_bytes()[:20000])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(AppError, match=message):
+        analyse(client, str(path))
+
+
+def test_photo_without_people_says_so(client):
+    landscape = ROOT / "assets" / "examples" / "landscape_no_person.jpg"
+    people, _, overlay, table, _, status, _ = analyse(client, str(landscape))
+    assert "No person found" in status and people["choices"] == [] and table["data"] in ([], [[]])
+    assert overlay is not None
+
+
+def test_grey_16_bit_photo_is_analysed(client, tmp_path):
+    grey = np.asarray(Image.open(bus_photo()).convert("L"), dtype=np.uint16) * 257
+    path = tmp_path / "grey16.png"
+    Image.fromarray(grey).save(path)
+    assert Image.open(path).mode.startswith("I")
+    people, *_, status, _ = analyse(client, str(path))
+    assert "16-bit" in status and len(people["choices"]) >= 1
+
+
+def test_model_picker_errors_keep_the_previous_model(server, client, hub_offline):
+    _, forwards, _ = server
+    analyse(client, bus_photo())
+    for name, message in (("someone/no-such-model", "offline"), ("/etc", "not a Hub repo id"), ("", "enter")):
+        result = client.predict(
+            name, handle_file(bus_photo()), 10.0, OVERLAYS, SOFTMAX, api_name="/load_model"
+        )
+        assert "Not loaded" in result[0] and message in result[0]
+    calls = len(forwards)
+    *_, timing = client.predict(0, 0, 5.0, OVERLAYS, SOFTMAX, api_name="/redecode")
+    assert "17 joints" in timing and len(forwards) == calls  # the session's photo and model are intact
+
+
+def test_eight_simultaneous_requests_succeed(server):
+    clients = list(ThreadPoolExecutor(8).map(lambda _: Client(server[0], verbose=False), range(8)))
+    jobs = [
+        c.submit(handle_file(bus_photo()), 10.0, OVERLAYS, SOFTMAX, api_name="/analyse")
+        if i % 2
+        else c.submit("64×48", 10.0 + i, 20.0, 2.5, 10.0, False, api_name="/bias_lab")
+        for i, c in enumerate(clients)
+    ]
+    results = [job.result(timeout=120) for job in jobs]
+    assert all(len(r) in (5, 7) for r in results)
+    assert all("Found" in r[5] for r in results if len(r) == 7)
+
+
+# --- The pieces, without a server ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def photo_file(tmp_path):
+    def write(array: np.ndarray, name: str = "x.png", **save) -> Path:
+        path = tmp_path / name
+        Image.fromarray(array).save(path, **save)
+        return path
+
+    return write
+
+
+def test_read_photo_modes_and_rotation(photo_file):
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., 0] = 200  # red, half transparent on the left
+    rgba[:, :30, 3], rgba[:, 30:, 3] = 0, 255
+    photo = read_photo(photo_file(rgba))
+    assert photo.image.shape == (40, 60, 3) and (photo.image[:, :30] == 255).all()  # shown on white
+    assert (photo.image[:, 30:] == [200, 0, 0]).all()
+    grey = read_photo(photo_file(np.full((10, 20), 77, np.uint8)))
+    assert grey.image.shape == (10, 20, 3) and (grey.image == 77).all()
+    # EXIF orientation 6: the stored 40x60 image is shown rotated, 60 wide becomes 60 high.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = read_photo(photo_file(np.zeros((40, 60, 3), np.uint8), "r.jpg", exif=exif))
+    assert rotated.image.shape == (60, 40, 3) and any("EXIF" in n for n in rotated.notes)
+
+
+def test_read_photo_downscales_huge_images_and_keeps_the_scale(photo_file):
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    photo = read_photo(photo_file(big, "big.jpg"))
+    assert max(photo.image.shape[:2]) == MAX_SIDE and photo.original_size == (4000, 3000)
+    assert photo.scale == pytest.approx(MAX_SIDE / 4000) and any("downscaled" in n for n in photo.notes)
+
+
+def test_read_photo_refuses_non_images(tmp_path):
+    path = tmp_path / "a.jpg"
+    path.write_text("hello")
+    with pytest.raises(PhotoError, match="not an image"):
+        read_photo(path)
+
+
+@pytest.fixture
+def hub_offline(monkeypatch):
+    """huggingface_hub reads HF_HUB_OFFLINE on import: set its constant too, or a lookup waits on the net."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_model_store_refuses_local_paths_for_visitors(tiny_model_dir, monkeypatch, hub_offline):
+    public = ModelStore(allow_local=False, default=str(tiny_model_dir))
+    with pytest.raises(ModelRefused, match="--local"):
+        public.load_user(str(tiny_model_dir))
+    with pytest.raises(CheckpointError, match="offline"):
+        public.load_user("someone/no-such-model")
+    local = ModelStore(allow_local=True, default=str(tiny_model_dir))
+    assert local.load_user(str(tiny_model_dir)).model is local.load_default().model  # cached, shared
+    monkeypatch.setenv("SPACE_ID", "user/space")
+    assert not local_folders_allowed(True)
+    monkeypatch.delenv("SPACE_ID")
+    assert local_folders_allowed(True) and not local_folders_allowed(False)
+
+
+def test_without_a_model_the_photo_tab_says_so_and_shows_boxes(monkeypatch, tmp_path):
+    monkeypatch.delenv("POSE_MODEL", raising=False)
+    monkeypatch.setattr(app.model, "BUNDLED_MODEL_DIR", tmp_path / "no_model_here")
+    tab = PhotoTab(ModelStore(), PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt"))
+    assert tab.default_model is None and "No pose model loaded" in tab.model_message
+    session, people, _, overlay, table, _, status, _ = tab.on_photo(
+        {"path": bus_photo()}, None, 10.0, OVERLAYS, SOFTMAX
+    )
+    assert "No pose model is loaded" in status and len(session.detections) >= 1 and table.empty
+    assert overlay.shape == session.photo.image.shape and not np.array_equal(overlay, session.photo.image)
+
+
+def compare_json(path: Path) -> Path:
+    """A small results file in the layout ``python -m training.compare`` writes (its run and group names)."""
+    bins = [
+        {"label": f"bin {i}", "range": [i, i + 1], "n": 3, "n_joints": 30, "epe": 4.0 + i} for i in range(3)
+    ]
+
+    def epoch(e: int) -> dict:
+        validated = {"val_pck@0.2": 0.1 * e, "val_epe": 9.0 - e, "val_ap": None, "val_normalisation": "torso"}
+        return {"epoch": e, "loss": 1 / (e + 1), "lr": 1e-3, **(validated if e % 2 else {})}
+
+    splits = {"box_size": {"bins": bins, "n_excluded": 0}, "occlusion": None}
+    runs = {
+        name: {"label": label, "epochs": [epoch(e) for e in range(4)], "final": epoch(3), "splits": splits}
+        for name, (label, _) in RUNS.items()
+    }
+    path.write_text(
+        json.dumps({"base_config": {"arch": "lite0", "epochs": 4}, "groups": GROUPS, "runs": runs})
+    )
+    return path
+
+
+def test_results_file_is_read_into_curves_and_tables(tmp_path):
+    assert load_results(tmp_path / "missing.json") is None and "python -m training.compare" in HOW_TO
+    results = load_results(compare_json(tmp_path / "compare.json"))
+    assert list(results.groups) == list(GROUPS) and results.metrics()[:2] == ["val_pck@0.2", "val_epe"]
+    figure = metric_figure(results, "methods", "val_pck@0.2")
+    assert len(figure.data) == 3 and list(figure.data[0].x) == [2, 4]  # validated epochs only, 1-based
+    final = final_table(results, "ablation")
+    assert len(final) == len(GROUPS["ablation"]) and final["PCK@0.2"].tolist() == [0.3] * len(final)
+    assert splits_table(results).shape == (3, 4) and "arch = lite0" in setup_text(results)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ResultsError, match="not readable JSON"):
+        load_results(tmp_path / "bad.json")
+
+
+def test_analysis_tab_shows_results_or_how_to_make_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPARE_RESULTS", str(tmp_path / "none.json"))
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    store, detector = ModelStore(default=None), PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt")
+    texts = [getattr(b, "value", "") for b in build_demo(store, detector).blocks.values()]
+    assert any("python -m training.compare" in str(t) for t in texts)
+    monkeypatch.setenv("COMPARE_RESULTS", str(compare_json(tmp_path / "compare.json")))
+    labels = [getattr(b, "label", "") for b in build_demo(store, detector).blocks.values()]
+    assert "Final validation metrics" in labels and "EPE (px) by difficulty, paper Table 1" in labels
+
+
+def test_python_app_py_starts_offline_and_serves(tiny_model_dir):
+    port = free_port()
+    env = {**os.environ, **OFFLINE_ENV, "POSE_MODEL": str(tiny_model_dir), "GRADIO_SERVER_PORT": str(port)}
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        while time.perf_counter() - start < 60:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).status == 200:
+                    break
+            except OSError:
+                assert process.poll() is None, process.stderr.read().decode()
+                time.sleep(0.3)
+        else:
+            pytest.fail("python app.py did not serve within 60 s")
+        assert time.perf_counter() - start < 30, "startup must take under 30 s (2 cores)"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -1,0 +1,120 @@
+"""The app in a real browser: Debian's chromium driven by python playwright uploads an example photo, moves
+the beta slider, and sees the overlay image and the heatmap change; screenshots go to the test's tmp folder.
+Skipped only when playwright or /usr/bin/chromium is not installed (CI installs both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+import torch
+
+from app.detection import PersonDetector
+from app.model import ModelStore
+from app.photo_tab import example_photos
+from app.ui import build_demo, launch_kwargs
+from pose.keypoints import COCO_17
+from pose.models import build_pose_model
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+pytestmark = pytest.mark.skipif(
+    not (os.access(CHROMIUM, os.X_OK) or shutil.which("chromium")), reason=f"{CHROMIUM} is not installed"
+)
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app with a tiny PoseModel, on a free loopback port."""
+    torch.manual_seed(0)
+    model = build_pose_model("lite0", COCO_17, input_size=(64, 64))
+    with torch.no_grad():  # SimpleBaseline's init gives near-constant logits; make the maps differ
+        for layer in model.head.modules():
+            if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+                layer.weight.normal_(0.0, 0.05)
+    folder = tmp_path_factory.mktemp("tiny_model")
+    model.save_pretrained(folder)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {
+            "YOLO_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "HF_HUB_OFFLINE": "1",
+        }.items():
+            mp.setenv(key, value)
+        detector = PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt")
+        demo = build_demo(store=ModelStore(default=str(folder)), detector=detector)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        demo.queue().launch(
+            server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
+        )
+        try:
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def overlay_src(page) -> str:
+    return page.locator("#overlay img").get_attribute("src") or ""
+
+
+def heatmap_colorbar(page) -> str:
+    """The joint heatmap's first trace: its colour-bar title names beta, its values change with it."""
+    return page.evaluate(
+        "() => { const d = document.querySelector('#joint-heatmap .js-plotly-plot').data[0];"
+        " return JSON.stringify([d.colorbar.title.text, JSON.stringify(d.z)]); }"
+    )
+
+
+def test_upload_then_beta_slider_updates_overlay_and_heatmap(app_url, page, tmp_path):
+    bus = next(p for p in example_photos() if p.endswith("bus.jpg"))
+    page.goto(app_url)
+    page.locator("#photo-input input[type=file]").set_input_files(bus)
+    page.wait_for_selector("#overlay img")
+    page.wait_for_selector("#joint-heatmap .js-plotly-plot")
+    page.wait_for_function("() => document.querySelector('#decode-timing').innerText.includes('β = 10')")
+    assert "Found" in page.locator("#photo-status").inner_text()
+    before_src, before_map = overlay_src(page), heatmap_colorbar(page)
+    page.screenshot(path=tmp_path / "photo_beta10.png", full_page=True)
+
+    page.locator("#beta-slider input[type=range]").fill("2")
+    page.wait_for_function("() => document.querySelector('#decode-timing').innerText.includes('β = 2 ')")
+    page.wait_for_function(f"() => document.querySelector('#overlay img').src !== {before_src!r}")
+    assert heatmap_colorbar(page) != before_map and "β=2" in heatmap_colorbar(page)
+    page.screenshot(path=tmp_path / "photo_beta2.png", full_page=True)
+    assert (tmp_path / "photo_beta2.png").stat().st_size > 10_000
+
+
+def test_bias_lab_renders(app_url, page, tmp_path):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Bias lab").click()
+    page.wait_for_selector("#lab-field .js-plotly-plot")
+    assert page.locator("#lab-map .js-plotly-plot").count() == 1
+    page.screenshot(path=tmp_path / "bias_lab.png", full_page=True)
+    assert (tmp_path / "bias_lab.png").stat().st_size > 10_000
