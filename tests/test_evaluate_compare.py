@@ -57,6 +57,18 @@ def test_all_decoders_share_one_network_pass(tiny, tmp_path, capsys, monkeypatch
     assert all(math.isfinite(summary["others"][name]["epe"]) for name in summary["others"])
 
 
+def test_split_file_limits_the_images(tiny, tmp_path, capsys):
+    root, annotations, images = tiny
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train_image_ids": [1, 2, 3, 4], "val_image_ids": [5, 6]}))
+    args = [str(root / "model"), "--annotations", str(annotations), "--images", str(images)]
+    assert (
+        evaluate_main([*args, "--split", str(split), "--workers", "0", "--out", str(tmp_path / "e.json")])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n_instances"] == 2
+
+
 def test_missing_checkpoint_is_a_clear_error(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _, annotations, images = tiny

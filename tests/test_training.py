@@ -72,6 +72,9 @@ def test_run_writes_model_card_config_and_metrics(tiny_set, tmp_path, capsys):
     assert [line["epoch"] for line in lines] == [0, 1]
     assert {"loss", "lr", "val_pck@0.2", "val_epe", "val_auc", "val_ap"} <= set(lines[-1])
     assert load_config(tmp_path / "config.yaml").hub_repo == "someone/model"
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert len(split["train_image_ids"]) == 18 and len(split["val_image_ids"]) == 6
+    assert not set(split["train_image_ids"]) & set(split["val_image_ids"])
     model = PoseModel.from_pretrained(str(tmp_path / "model"))
     assert model.decoder == "debiased" and model.schema.num_keypoints == 17
     card = (tmp_path / "model" / "README.md").read_text()

@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--detections", default=None, help="COCO results JSON of person boxes (AP only)")
     parser.add_argument("--score-threshold", type=float, default=0.0, help="ignore detections below this")
+    parser.add_argument("--split", default=None, help="a run's split.json: score only its held-out images")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         std=model.std,
         detections=args.detections,
         score_threshold=args.score_threshold,
+        image_ids=json.loads(Path(args.split).read_text())["val_image_ids"] if args.split else None,
     )
     data = collect(model, dataset, decoders, beta, args.batch_size, args.workers, args.flip)
     results = {name: score(data, name, dataset, args) for name in decoders}

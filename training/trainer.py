@@ -73,6 +73,7 @@ class Trainer:
         elif self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out / "config.yaml")
+            self._write_split()
             (self.out / "metrics.jsonl").unlink(missing_ok=True)
         while self.epoch < self.config.epochs:
             record = {
@@ -154,6 +155,16 @@ class Trainer:
             image_ids=image_ids,
             annotations=annotations,
         )
+
+    def _write_split(self) -> None:
+        """Record which images trained and which validated (``split.json``), so the split can be stated."""
+        train_ids, val_ids = _split_image_ids(self.config)
+        split = {"train_annotations": self.config.train_annotations, "train_image_ids": train_ids}
+        if self.config.val_annotations:
+            split["val_annotations"] = self.config.val_annotations
+        else:
+            split["val_image_ids"] = val_ids  # held out of the training file
+        (self.out / "split.json").write_text(json.dumps(split), encoding="utf-8")
 
     def _end_epoch(self, record: dict) -> None:
         """Append the metrics line, keep the best model, then write the resume state atomically."""
