@@ -1,4 +1,5 @@
-"""Tiny COCO-format keypoint datasets made on the fly: one person per image, a coloured disc per joint.
+"""Tiny COCO-format keypoint datasets made on the fly: one person per image, a coloured disc per joint;
+also tiny MPII (JSON) and RHD (pickle) source files for the converters.
 
 Each joint k is a filled disc of radius ``BLOB_RADIUS`` px in its own colour (``joint_colours``), so a
 model can learn the joints and tests can find them; discs never overlap.
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pose.keypoints import COCO_17, KeypointSchema
+from pose.keypoints import COCO_17, MPII_16, KeypointSchema
 
 BLOB_RADIUS = 3
 BACKGROUND = 40  # grey level of the background (uint8), darker than every joint colour
@@ -117,3 +119,79 @@ def make_coco_dataset(
     coco = {"images": images, "annotations": annotations, "categories": [coco_category(schema)]}
     annotations_path.write_text(json.dumps(coco))
     return annotations_path, images_dir
+
+
+def make_mpii_source(tmp_path: Path, offset: float = 1.0) -> tuple[Path, Path, list[dict]]:
+    """A tiny MPII JSON in the SimpleBaseline/HRNet layout (1-based when ``offset`` is 1) and its images.
+
+    Three people in two images of different sizes; unlabelled joints are written as ``[-1, -1]`` with
+    ``joints_vis`` 0. The third person's ``upper_neck`` is unlabelled, so it has no head size.
+
+    Returns:
+        ``(json_path, images_dir, people)``; ``people`` holds each person's 0-based ``joints`` ``(16, 2)``,
+        ``labelled`` ``(16,)`` bool, ``image`` name and ``size`` ``(height, width)``.
+    """
+    rng = np.random.default_rng(5)
+    images_dir = Path(tmp_path) / "mpii_images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    layout = [("000001.jpg", (120, 160)), ("000001.jpg", (120, 160)), ("000002.jpg", (100, 90))]
+    pictures: dict[str, np.ndarray] = {}
+    people, source = [], []
+    for n, (name, size) in enumerate(layout):
+        joints, _, _ = _random_person(rng, 16, size, 0.0)
+        labelled = np.ones(16, dtype=bool)
+        labelled[[0, 15]] = False  # an ankle and a wrist unlabelled
+        if n == 2:
+            labelled[MPII_16.index("upper_neck")] = False
+        picture = pictures.setdefault(name, np.full((*size, 3), BACKGROUND, dtype=np.uint8))
+        draw_person(picture, joints)
+        extent = joints.max(axis=0) - joints.min(axis=0)
+        written = np.where(labelled[:, None], joints + offset, -1.0)
+        source.append(
+            {
+                "image": name,
+                "joints": written.tolist(),
+                "joints_vis": labelled.astype(int).tolist(),
+                "center": (joints.mean(axis=0) + offset).tolist(),
+                "scale": float(1.2 * extent[1] / 200.0),
+            }
+        )
+        people.append({"joints": joints, "labelled": labelled, "image": name, "size": size})
+    for name, picture in pictures.items():
+        cv2.imwrite(str(images_dir / name), picture, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    path = Path(tmp_path) / "mpii.json"
+    path.write_text(json.dumps(source))
+    return path, images_dir, people
+
+
+def make_rhd_source(tmp_path: Path, protocol: int = 2) -> tuple[Path, Path, dict[int, np.ndarray]]:
+    """A tiny RHD ``anno_*.pickle`` (two samples, ids 0 and 7) and its 320x320 ``color/%05d.png`` images.
+
+    Sample 0: left hand fully visible, right hand with no visible keypoint. Sample 7: left hand with
+    five visible keypoints, right hand fully visible. Each value also has ``xyz`` and ``K`` like RHD's.
+
+    Returns:
+        ``(pickle_path, color_dir, uv_vis)`` with ``uv_vis[sample_id]`` the ``(42, 3)`` float32 array.
+    """
+    rng = np.random.default_rng(6)
+    color_dir = Path(tmp_path) / "rhd" / "color"
+    color_dir.mkdir(parents=True, exist_ok=True)
+    samples, uv_vis_all = {}, {}
+    for sample_id, visible_counts in ((0, (21, 0)), (7, (5, 21))):
+        picture = np.full((320, 320, 3), BACKGROUND, dtype=np.uint8)
+        hands = []
+        for side, n_visible in enumerate(visible_counts):
+            uv, _, _ = _random_person(rng, 21, (160, 160), 0.0)
+            uv = uv + np.array([160.0 * side, 80.0])  # left hand in the left half, right in the right
+            draw_person(picture, uv)
+            visible = np.zeros(21, dtype=np.float32)
+            visible[rng.permutation(21)[:n_visible]] = 1.0
+            hands.append(np.concatenate([uv, visible[:, None]], axis=1))
+        cv2.imwrite(str(color_dir / f"{sample_id:05d}.png"), picture)
+        uv_vis = np.concatenate(hands).astype(np.float32)
+        uv_vis_all[sample_id] = uv_vis
+        xyz = rng.normal(size=(42, 3)).astype(np.float32)
+        samples[sample_id] = {"xyz": xyz, "uv_vis": uv_vis, "K": np.eye(3, dtype=np.float32)}
+    path = Path(tmp_path) / "rhd" / "anno_evaluation.pickle"
+    path.write_bytes(pickle.dumps(samples, protocol=protocol))
+    return path, color_dir, uv_vis_all

@@ -14,10 +14,15 @@ from pose.evaluation import (
     endpoint_errors,
     epe,
     format_splits_table,
+    head_sizes,
     joint_count_edges,
     pck,
     pck_curve,
     pck_per_joint,
+    pckh,
+    pckh_table,
+    rhd_auc,
+    rhd_epe,
     summarize,
     torso_sizes,
     visibility_masks,
@@ -249,3 +254,73 @@ def test_shape_errors_are_named():
         epe(np.zeros((2, 3)), np.zeros((2, 3)), np.ones(2, bool))
     with pytest.raises(ValueError, match="visible"):
         epe(np.zeros((2, 3, 2)), np.zeros((2, 3, 2)), np.ones((3, 2), bool))
+
+
+def _mpii_instance(head: float = 10.0) -> np.ndarray:
+    """(1, 16, 2): upper_neck at the origin, head_top ``head`` px above it, the rest spread out."""
+    gt = np.arange(32, dtype=np.float64).reshape(1, 16, 2) * 7.0
+    gt[0, MPII_16.index("upper_neck")] = [0.0, 0.0]
+    gt[0, MPII_16.index("head_top")] = [0.0, -head]
+    return gt
+
+
+@pytest.mark.parametrize(("error", "correct"), [(4.999, 1.0), (5.0, 1.0), (5.001, 0.0)])
+def test_pckh_threshold_is_half_the_head_segment(error, correct):
+    gt = _mpii_instance(head=10.0)
+    visible = np.ones((1, 16), bool)
+    size = head_sizes(gt, visible, MPII_16)
+    assert size.tolist() == [10.0]
+    pred = gt + np.array([0.6, 0.8]) * error  # a diagonal error of exactly ``error`` px
+    assert pckh(pred, gt, visible, size, MPII_16) == correct
+    table = pckh_table(pred, gt, visible, size, MPII_16)
+    assert list(table) == ["Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean"]
+    assert set(table.values()) == {correct}
+
+
+def test_pckh_mean_table_and_head_box_literal():
+    gt = _mpii_instance(head=10.0)
+    visible = np.ones((1, 16), bool)
+    size = head_sizes(gt, visible, MPII_16)
+    pred = gt.copy()
+    pred[0, [MPII_16.index("pelvis"), MPII_16.index("thorax")]] += 100.0  # left out of the MPII mean
+    pred[0, MPII_16.index("left_wrist")] += 6.0
+    assert pckh(pred, gt, visible, size, MPII_16) == pytest.approx(13 / 14)
+    table = pckh_table(pred, gt, visible, size, MPII_16)
+    assert table["Wrist"] == 0.5 and table["Head"] == 1.0 and table["Mean"] == pytest.approx(13 / 14)
+    # The official norm: 0.6 x the head box diagonal (a 30 x 40 box: 0.6 x 50 = 30 px).
+    assert head_sizes(gt, visible, MPII_16, np.array([[5.0, 5.0, 35.0, 45.0]])).tolist() == [30.0]
+    visible[0, MPII_16.index("upper_neck")] = False  # no head segment: left out
+    assert math.isnan(head_sizes(gt, visible, MPII_16)[0])
+
+
+def test_rhd_auc_and_epe_literal():
+    gt = np.zeros((2, 21, 2))
+    visible = np.ones((2, 21), bool)
+    pred = gt + np.array([3.0, 0.0])  # 3 px on every keypoint
+    # Thresholds 30 i / 19: PCK is 0 up to 30/19 px, 1 from 60/19 on; trapezoid area / 30.
+    assert rhd_auc(pred, gt, visible) == pytest.approx((30 - 45 / 19) / 30)
+    assert rhd_auc(gt, gt, visible) == 1.0
+    # Per-keypoint means, then the mean over keypoints (not over all joints pooled).
+    visible = np.zeros((2, 21), bool)
+    visible[:, 0], visible[0, 1] = True, True
+    pred = gt.copy()
+    pred[0, 0, 0], pred[1, 0, 0], pred[0, 1, 0] = 1.0, 3.0, 10.0
+    assert rhd_epe(pred, gt, visible) == (6.0, 6.0) and epe(pred, gt, visible) == pytest.approx(14 / 3)
+    assert all(math.isnan(v) for v in rhd_epe(pred, gt, np.zeros((2, 21), bool)))
+
+
+def test_summarize_adds_benchmark_keys_only_for_their_schema(tmp_path):
+    gt = np.repeat(_mpii_instance(), 2, axis=0)
+    visible = np.ones((2, 16), bool)
+    mpii = summarize(gt, np.ones((2, 16)), gt, visible, np.ones((2, 4)), MPII_16)
+    assert mpii["pckh@0.5"] == 1.0 and mpii["pckh_n_instances"] == 2 and "auc_0_30" not in mpii
+    hand = summarize(np.zeros((1, 21, 2)), np.ones((1, 21)), np.zeros((1, 21, 2)), np.ones((1, 21), bool),
+                     np.full((1, 4), 50.0), HAND_21)  # fmt: skip
+    assert hand["auc_0_30"] == 1.0 and hand["rhd_epe_mean"] == 0.0 and "pckh@0.5" not in hand
+    path, data = _coco_file(tmp_path)
+    a = _arrays(data)
+    coco = summarize(a["gt"], np.ones(a["visible"].shape), a["gt"], a["visible"], a["boxes"], COCO_17)
+    assert not {"pckh@0.5", "auc_0_30", "rhd_epe_mean"} & set(coco)
+    undefined = summarize(gt, np.ones((2, 16)), gt, np.zeros((2, 16), bool), np.ones((2, 4)), MPII_16)
+    assert undefined["pckh@0.5"] is None and undefined["pckh_n_instances"] == 0
+    json.dumps(undefined, allow_nan=False)

@@ -23,10 +23,14 @@ from pose.evaluation import (
     difficulty_splits,
     endpoint_errors,
     format_splits_table,
+    head_sizes,
+    pckh_table,
+    protocol_keys,
     summarize,
     visibility_masks,
 )
 from pose.inference import flip_test_logits
+from pose.keypoints import MPII_16
 from pose.models import CheckpointError, PoseModel
 from training.trainer import heatmap_to_image
 
@@ -35,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate",
         description="Score a checkpoint (folder or Hub repo id) on a COCO-format keypoint set. The last "
-        "line printed is JSON: pck@0.2, pck_norm, epe (image px), auc, ap, decoder, beta, n_instances.",
+        "line printed is JSON: pck@0.2, pck_norm, epe (image px), auc, ap, decoder, beta, n_instances; "
+        "for MPII-16 also pckh@0.5, pckh@0.1, pckh_table; for hand-21 auc_0_30, rhd_epe_mean/median.",
     )
     parser.add_argument("checkpoint", help="PoseModel folder or Hugging Face Hub repo id")
     parser.add_argument("--annotations", required=True, help="COCO keypoint JSON (ground truth)")
@@ -102,11 +107,11 @@ def score(data: dict[str, Any], name: str, dataset: TopDownDataset, args) -> dic
     if args.detections:
         ap = coco_ap(pred, conf, data["image_id"], args.annotations, dataset.schema, box_scores=data["score"])
         ap_value = None if ap is None else ap["AP"]
-        undefined = dict.fromkeys(("pck@0.2", "pck_norm", "epe", "auc"))
+        undefined = dict.fromkeys(("pck@0.2", "pck_norm", "epe", "auc", *protocol_keys(dataset.schema)))
         return {**undefined, "ap": ap_value, "coco": ap, "n_instances": int(len(pred))}
     visible, _ = visibility_masks(data["visibility"])
     gt, boxes = data["keypoints_image"], data["box"]
-    return summarize(
+    result = summarize(
         pred,
         conf,
         gt,
@@ -116,6 +121,11 @@ def score(data: dict[str, Any], name: str, dataset: TopDownDataset, args) -> dic
         image_ids=data["image_id"],
         annotations=args.annotations,
     )
+    if dataset.schema.names == MPII_16.names:  # the MPII results row (README), head-segment norm
+        size = head_sizes(gt, visible, dataset.schema)
+        row = pckh_table(pred, gt, visible, size, dataset.schema)
+        result["pckh_table"] = {k: (v if np.isfinite(v) else None) for k, v in row.items()}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +200,14 @@ def _print_table(results: dict[str, dict[str, Any]]) -> None:
     for name, r in results.items():
         cells = [r.get(k) for k in ("pck@0.2", "epe", "auc", "ap")]
         print(f"{name:<10} " + " ".join(f"{'-' if v is None else f'{v:.4f}':>8}" for v in cells))
+    tables = {name: r["pckh_table"] for name, r in results.items() if r.get("pckh_table")}
+    if tables:
+        columns = list(next(iter(tables.values())))
+        print("\nPCKh@0.5 (%), head size = |head_top - upper_neck|:")
+        print(f"{'decoder':<10} " + " ".join(f"{c:>8}" for c in columns))
+        for name, row in tables.items():
+            cells = ["-" if row[c] is None else f"{100 * row[c]:.1f}" for c in columns]
+            print(f"{name:<10} " + " ".join(f"{cell:>8}" for cell in cells))
 
 
 if __name__ == "__main__":

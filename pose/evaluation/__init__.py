@@ -1,5 +1,6 @@
-"""Evaluation over numpy arrays in image pixels: PCK / AUC / EPE (metrics), COCO OKS AP (coco), the
-paper's Table 1 difficulty splits (splits), and ``summarize``, the JSON object ``training.evaluate`` prints.
+"""Evaluation over numpy arrays in image pixels: PCK / AUC / EPE (metrics), COCO OKS AP (coco), MPII PCKh
+and RHD AUC (protocols), the paper's Table 1 difficulty splits (splits), and ``summarize``, the JSON object
+``training.evaluate`` prints.
 """
 
 from __future__ import annotations
@@ -23,13 +24,28 @@ from pose.evaluation.metrics import (
     pck_per_joint,
     torso_sizes,
 )
+from pose.evaluation.protocols import (
+    MPII_SC_BIAS,
+    PCKH_TABLE_JOINTS,
+    RHD_AUC_THRESHOLDS,
+    head_sizes,
+    pckh,
+    pckh_table,
+    protocol_keys,
+    protocol_metrics,
+    rhd_auc,
+    rhd_epe,
+)
 from pose.evaluation.splits import OCCLUSION_EDGES, difficulty_splits, format_splits_table, joint_count_edges
 from pose.keypoints import KeypointSchema
 
 __all__ = [
     "AUC_THRESHOLDS",
     "COCO_AP_KEYS",
+    "MPII_SC_BIAS",
     "OCCLUSION_EDGES",
+    "PCKH_TABLE_JOINTS",
+    "RHD_AUC_THRESHOLDS",
     "TORSO_DIAGONALS",
     "auc",
     "coco_ap",
@@ -38,11 +54,18 @@ __all__ = [
     "endpoint_errors",
     "epe",
     "format_splits_table",
+    "head_sizes",
     "joint_count_edges",
     "load_coco",
     "pck",
     "pck_curve",
     "pck_per_joint",
+    "pckh",
+    "pckh_table",
+    "protocol_keys",
+    "protocol_metrics",
+    "rhd_auc",
+    "rhd_epe",
     "summarize",
     "torso_sizes",
     "visibility_masks",
@@ -86,8 +109,10 @@ def summarize(
     Keys: ``pck@0.2`` (at ``threshold``), ``pck_norm`` (``"torso"`` or ``"box"``, see ``torso_sizes``),
     ``pck_n_instances`` (instances with a defined norm), ``epe`` (px), ``auc`` (PCK over thresholds 0-0.2),
     ``ap`` (COCO OKS AP; None without schema sigmas or without ``annotations``/``image_ids``), ``coco``
-    (all of ``coco_ap``'s values, or None) and ``n_instances``. Values are Python floats, ints, str or
-    None (for undefined ones, e.g. no visible joint), so ``json.dumps(..., allow_nan=False)`` works.
+    (all of ``coco_ap``'s values, or None) and ``n_instances``; for MPII-16 and hand-21 also the keys of
+    ``protocol_metrics`` (PCKh; RHD AUC 0-30 px and EPE), which other schemas do not get. Values are
+    Python floats, ints, str or None (for undefined ones, e.g. no visible joint), so
+    ``json.dumps(..., allow_nan=False)`` works.
     Instances without a visible joint are left out of AP (COCOeval ignores their ground truth).
 
     Args:
@@ -116,6 +141,10 @@ def summarize(
             box_scores=None if box_scores is None else np.asarray(box_scores)[keep],
         )
     defined = np.isfinite(norm) & (norm > 0)
+    benchmark = {
+        k: v if isinstance(v, str | int) else _finite_or_none(v)
+        for k, v in protocol_metrics(pred, gt, visible, schema).items()
+    }
     return {
         f"pck@{threshold:g}": _finite_or_none(pck(pred, gt, visible, norm, threshold)),
         "pck_norm": kind,
@@ -125,4 +154,5 @@ def summarize(
         "ap": None if coco is None else coco["AP"],
         "coco": coco,
         "n_instances": len(visible),
+        **benchmark,
     }
