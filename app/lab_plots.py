@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from app.lab import ARROW_EVERY, BiasField, LabEstimate
-from app.plots import OVERLAYS, hex_colour
+from app.plots import OVERLAYS, hex_colour, point_marker
 
 _J_R = hex_colour(OVERLAYS["J_r (integral)"][1])
 _J_O = hex_colour(OVERLAYS["J_o (debiased)"][1])
@@ -43,15 +43,7 @@ def map_figure(est: LabEstimate, beta: float, log_scale: bool) -> go.Figure:
         ("c (grid centre)", est.centre, "cross-thin", "#bbbbbb"),
     ]
     for name, (x, y), symbol, colour in points:
-        fig.add_trace(
-            go.Scatter(
-                x=[x],
-                y=[y],
-                mode="markers",
-                name=f"{name} ({x:.2f}, {y:.2f})",
-                marker=dict(symbol=symbol, size=14, color=colour, line=dict(color="black", width=1.5)),
-            )
-        )
+        fig.add_trace(point_marker(name, x, y, symbol, colour, size=14, outline=1.5))
     for k, (x0, y0, x1, y1) in enumerate(est.omegas):
         if x1 - x0 > 0 and y1 - y0 > 0:
             fig.add_shape(

@@ -183,15 +183,7 @@ def joint_figure(view: JointMap | None, title: str, beta: float) -> go.Figure:
     for name, (decoder, rgb, shape) in OVERLAYS.items():
         x, y = view.estimates[decoder]
         symbol = {"circle": "circle", "diamond": "diamond", "cross": "x"}[shape]
-        fig.add_trace(
-            go.Scatter(
-                x=[x],
-                y=[y],
-                mode="markers",
-                name=f"{name} ({x:.2f}, {y:.2f})",
-                marker=dict(symbol=symbol, size=13, color=hex_colour(rgb), line=dict(color="black", width=2)),
-            )
-        )
+        fig.add_trace(point_marker(name, x, y, symbol, hex_colour(rgb), size=13, outline=2))
     # Dark outlines on the logits' white (zero) background, light ones on the dark softmax map.
     _omegas(fig, view.omegas, "white" if view.softmax else "#333333")
     fig.update_layout(**layout)
@@ -212,3 +204,11 @@ def _omegas(fig: go.Figure, rects: np.ndarray, colour: str) -> None:
             line=dict(color=colour, width=1.5, dash="dash"),
             label=dict(text=f"Ω{k + 1}", font=dict(color=colour, size=14), textposition="top left"),
         )
+
+
+def point_marker(
+    name: str, x: float, y: float, symbol: str, colour: str, size: int, outline: float
+) -> go.Scatter:
+    """One labelled, black-outlined marker at ``(x, y)`` in heatmap px; the legend shows its coordinates."""
+    marker = dict(symbol=symbol, size=size, color=colour, line=dict(color="black", width=outline))
+    return go.Scatter(x=[x], y=[y], mode="markers", name=f"{name} ({x:.2f}, {y:.2f})", marker=marker)
