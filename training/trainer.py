@@ -202,7 +202,8 @@ class Trainer:
     def _save_final(self, folder: Path) -> None:
         """The final PoseModel folder with its model card; pushed to the Hub when ``hub_repo`` is set."""
         self.model.save_pretrained(folder)
-        lines = (self.out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        metrics = self.out / "metrics.jsonl"
+        lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []  # epochs=0
         write_model_card(
             folder, asdict(self.config), self.config.resolved(), json.loads(lines[-1]) if lines else {}
         )
