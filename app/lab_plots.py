@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from app.lab import ARROW_EVERY, BiasField, LabEstimate
-from app.plots import OVERLAYS, hex_colour, point_marker
+from app.plots import OVERLAYS, add_partition, hex_colour, point_marker
 
 _J_R = hex_colour(OVERLAYS["J_r (integral)"][1])
 _J_O = hex_colour(OVERLAYS["J_o (debiased)"][1])
@@ -44,17 +44,7 @@ def map_figure(est: LabEstimate, beta: float, log_scale: bool) -> go.Figure:
     ]
     for name, (x, y), symbol, colour in points:
         fig.add_trace(point_marker(name, x, y, symbol, colour, size=14, outline=1.5))
-    for k, (x0, y0, x1, y1) in enumerate(est.omegas):
-        if x1 - x0 > 0 and y1 - y0 > 0:
-            fig.add_shape(
-                type="rect",
-                x0=x0,
-                y0=y0,
-                x1=x1,
-                y1=y1,
-                line=dict(color="white", width=1.5, dash="dash"),
-                label=dict(text=f"Ω{k + 1}", font=dict(color="white", size=15), textposition="top left"),
-            )
+    add_partition(fig, est.omegas, "white")
     fig.update_layout(
         title=dict(text="softmax(βH) of the synthetic heatmap", font=dict(size=14)),
         height=520,

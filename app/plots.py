@@ -185,12 +185,12 @@ def joint_figure(view: JointMap | None, title: str, beta: float) -> go.Figure:
         symbol = {"circle": "circle", "diamond": "diamond", "cross": "x"}[shape]
         fig.add_trace(point_marker(name, x, y, symbol, hex_colour(rgb), size=13, outline=2))
     # Dark outlines on the logits' white (zero) background, light ones on the dark softmax map.
-    _omegas(fig, view.omegas, "white" if view.softmax else "#333333")
+    add_partition(fig, view.omegas, "white" if view.softmax else "#333333")
     fig.update_layout(**layout)
     return fig
 
 
-def _omegas(fig: go.Figure, rects: np.ndarray, colour: str) -> None:
+def add_partition(fig: go.Figure, rects: np.ndarray, colour: str) -> None:
     """Omega_1..4 (around J_o) as dashed rectangles labelled in a corner; empty parts are skipped."""
     for k, (x0, y0, x1, y1) in enumerate(rects):
         if x1 - x0 <= 0 or y1 - y0 <= 0:
