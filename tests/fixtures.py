@@ -195,3 +195,22 @@ def make_rhd_source(tmp_path: Path, protocol: int = 2) -> tuple[Path, Path, dict
     path = Path(tmp_path) / "rhd" / "anno_evaluation.pickle"
     path.write_bytes(pickle.dumps(samples, protocol=protocol))
     return path, color_dir, uv_vis_all
+
+
+def save_tiny_pose_model(folder: Path, schema: KeypointSchema = COCO_17) -> Path:
+    """A random Lite0 PoseModel at 64x64 input, saved in ``folder`` (returned).
+
+    SimpleBaseline's head init gives near-constant logits; wider head weights make the maps differ.
+    """
+    import torch
+
+    from pose.models import build_pose_model
+
+    torch.manual_seed(0)
+    model = build_pose_model("lite0", schema, input_size=(64, 64))
+    with torch.no_grad():
+        for layer in model.head.modules():
+            if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+                layer.weight.normal_(0.0, 0.05)
+    model.save_pretrained(folder)
+    return folder

@@ -11,12 +11,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import app.model
@@ -35,7 +33,8 @@ from app.model import ModelRefused, ModelStore, local_folders_allowed
 from app.photo_tab import PhotoTab, example_photos
 from app.ui import build_demo, launch_kwargs
 from pose.keypoints import COCO_17
-from pose.models import CheckpointError, build_pose_model
+from pose.models import CheckpointError
+from tests.fixtures import save_tiny_pose_model
 from training.compare import GROUPS, RUNS
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -60,15 +59,7 @@ def bus_photo() -> str:
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = build_pose_model("lite0", COCO_17, input_size=(64, 64))
-    with torch.no_grad():  # SimpleBaseline's init gives near-constant logits; make the maps differ
-        for layer in model.head.modules():
-            if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
-                layer.weight.normal_(0.0, 0.05)
-    folder = tmp_path_factory.mktemp("tiny_model")
-    model.save_pretrained(folder)
-    return folder
+    return save_tiny_pose_model(tmp_path_factory.mktemp("tiny_model"))
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +186,8 @@ def test_model_picker_errors_keep_the_previous_model(server, client, hub_offline
 
 
 def test_eight_simultaneous_requests_succeed(server):
-    clients = list(ThreadPoolExecutor(8).map(lambda _: Client(server[0], verbose=False), range(8)))
+    # Eight sessions made one after another (each fetches the app's config), then eight requests at once.
+    clients = [Client(server[0], verbose=False, httpx_kwargs={"timeout": 60}) for _ in range(8)]
     jobs = [
         c.submit(handle_file(bus_photo()), 10.0, OVERLAYS, SOFTMAX, api_name="/analyse")
         if i % 2

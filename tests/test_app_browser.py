@@ -10,14 +10,12 @@ import shutil
 import socket
 
 import pytest
-import torch
 
 from app.detection import PersonDetector
 from app.model import ModelStore
 from app.photo_tab import example_photos
 from app.ui import build_demo, launch_kwargs
-from pose.keypoints import COCO_17
-from pose.models import build_pose_model
+from tests.fixtures import save_tiny_pose_model
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
 CHROMIUM = "/usr/bin/chromium"
@@ -39,14 +37,7 @@ TIMEOUT_MS = 60_000
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app with a tiny PoseModel, on a free loopback port."""
-    torch.manual_seed(0)
-    model = build_pose_model("lite0", COCO_17, input_size=(64, 64))
-    with torch.no_grad():  # SimpleBaseline's init gives near-constant logits; make the maps differ
-        for layer in model.head.modules():
-            if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
-                layer.weight.normal_(0.0, 0.05)
-    folder = tmp_path_factory.mktemp("tiny_model")
-    model.save_pretrained(folder)
+    folder = save_tiny_pose_model(tmp_path_factory.mktemp("tiny_model"))
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {
             "YOLO_OFFLINE": "1",
