@@ -29,10 +29,10 @@ from pose.evaluation import (
     summarize,
     visibility_masks,
 )
+from pose.geometry import apply_affine
 from pose.inference import flip_test_logits
 from pose.keypoints import MPII_16
 from pose.models import CheckpointError, PoseModel
-from training.trainer import heatmap_to_image
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -91,7 +91,7 @@ def collect(
         matrices = batch["matrix"].numpy()
         for name in decoders:
             coords, conf = DECODERS[name](logits, beta)
-            preds[name].append(heatmap_to_image(coords.cpu().double().numpy(), matrices))
+            preds[name].append(apply_affine(coords.cpu().numpy(), matrices))  # heatmap -> image px
             scores[name].append(conf.cpu().numpy())
         for key in fields:
             fields[key].append(batch[key].numpy())

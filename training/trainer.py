@@ -22,6 +22,7 @@ from tqdm import tqdm
 from pose.data import AugmentConfig, TopDownDataset, make_loader, set_loader_epoch
 from pose.decode import DECODERS
 from pose.evaluation import summarize, visibility_masks
+from pose.geometry import apply_affine
 from pose.keypoints import schema_from_coco_file
 from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
 from pose.models import PoseModel, build_pose_model
@@ -129,7 +130,7 @@ class Trainer:
         for batch in self.val_loader:
             logits = self.model(batch["image"].to(self.device)).float()
             coords, scores = DECODERS[decoder or self.decoder](logits, self.config.beta)
-            image_xy = heatmap_to_image(coords.cpu().double().numpy(), batch["matrix"].numpy())
+            image_xy = apply_affine(coords.cpu().numpy(), batch["matrix"].numpy())  # heatmap -> image px
             for i, ann_id in enumerate(batch["ann_id"].tolist()):  # keyed: drops the sampler's padding
                 rows[ann_id] = (
                     image_xy[i],
@@ -239,11 +240,6 @@ def step_loss(logits: torch.Tensor, batch: dict, coord_loss: str, use_heatmap: b
         mse = heatmap_mse_losses(logits, batch["heatmaps"].to(logits.device))
         loss = loss + config.heatmap_weight * masked_mean(mse, weights)
     return loss
-
-
-def heatmap_to_image(coords: np.ndarray, matrices: np.ndarray) -> np.ndarray:
-    """Heatmap px ``(B, K, 2)`` through per-item affine maps ``(B, 2, 3)`` -> image px ``(B, K, 2)``."""
-    return np.einsum("bij,bkj->bki", matrices[:, :, :2], coords) + matrices[:, None, :, 2]
 
 
 def _datasets(config: TrainConfig, model: PoseModel) -> tuple[TopDownDataset, TopDownDataset]:

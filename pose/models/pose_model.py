@@ -15,14 +15,13 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
+from pose.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from pose.decode import DECODERS
 from pose.keypoints import KeypointSchema
 from pose.models import checkpoints, imagenet
 from pose.models.architectures import DEFAULT_INPUT_SIZES, MODELS
 from pose.models.backbones import timm_name
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Every backbone here downsamples 5 times; at other sizes a stride-32 map is rounded (ResNet, Lite0) or
 # HRNet's fusion of upsampled branches fails, and the heatmap would not be exactly (H/4, W/4).
 _SIZE_MULTIPLE = 32
