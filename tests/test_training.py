@@ -98,9 +98,9 @@ def test_sigkill_mid_epoch_then_resume_loses_nothing(tiny_set, tmp_path):
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     reference = run_cli(overrides(tiny_set, tmp_path / "reference", *common), **quiet)
     killed = run_cli(overrides(tiny_set, tmp_path / "killed", *common), **quiet)
-    metrics = tmp_path / "killed" / "metrics.jsonl"
+    metrics, state = tmp_path / "killed" / "metrics.jsonl", tmp_path / "killed" / "last.pt"
     deadline = time.monotonic() + 120
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 1) and time.monotonic() < deadline:
+    while not state.exists() and time.monotonic() < deadline:  # replaced atomically: exists = complete
         time.sleep(0.05)
     time.sleep(0.3)  # into the second epoch
     killed.send_signal(signal.SIGKILL)
@@ -125,6 +125,49 @@ def test_sigkill_mid_epoch_then_resume_loses_nothing(tiny_set, tmp_path):
     final = PoseModel.from_pretrained(str(tmp_path / "killed" / "model")).state_dict()
     reference_final = PoseModel.from_pretrained(str(tmp_path / "reference" / "model")).state_dict()
     assert all(torch.allclose(final[k].float(), reference_final[k].float(), atol=1e-5) for k in final)
+
+
+def test_resume_refuses_a_corrupt_state_file_clearly(tiny_set, tmp_path):
+    settings = overrides(tiny_set, tmp_path, "epochs=1", "max_steps_per_epoch=1")
+    Trainer(load_config(None, settings)).fit()
+    state = tmp_path / "last.pt"
+    state.write_bytes(state.read_bytes()[:1000])  # cut short, as a full disk would leave it
+    with pytest.raises(RuntimeError, match="cannot resume from .*last.pt"):
+        Trainer(load_config(None, [*settings, "epochs=2", "resume=true"])).fit()
+
+
+def test_resume_reads_a_state_file_without_rng(tiny_set, tmp_path):
+    settings = overrides(tiny_set, tmp_path, "epochs=1", "max_steps_per_epoch=1")
+    Trainer(load_config(None, settings)).fit()
+    payload = torch.load(tmp_path / "last.pt", weights_only=True)
+    del payload["torch_rng"]  # the layout written before the RNG state was recorded
+    torch.save(payload, tmp_path / "last.pt")
+    trainer = Trainer(load_config(None, [*settings, "epochs=2", "resume=true"]))
+    trainer.fit()
+    assert trainer.epoch == 2
+    assert [json.loads(x)["epoch"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [0, 1]
+
+
+def test_resume_drops_the_metrics_line_of_an_epoch_the_state_lacks(tiny_set, tmp_path):
+    settings = overrides(tiny_set, tmp_path, "epochs=1", "max_steps_per_epoch=1")
+    Trainer(load_config(None, settings)).fit()
+    metrics = tmp_path / "metrics.jsonl"
+    line = json.loads(metrics.read_text())
+    with open(metrics, "a") as f:  # killed after appending epoch 1's line, before last.pt was replaced
+        f.write(json.dumps({**line, "epoch": 1}) + "\n")
+    Trainer(load_config(None, [*settings, "epochs=2", "resume=true"])).fit()
+    assert [json.loads(x)["epoch"] for x in metrics.read_text().splitlines()] == [0, 1]
+
+
+def test_cpu_bf16_autocasts_the_forward_and_trains(tiny_set, tmp_path):
+    settings = overrides(tiny_set, tmp_path, "epochs=1", "max_steps_per_epoch=2", "cpu_bf16=true")
+    trainer = Trainer(load_config(None, settings))
+    with trainer._autocast():
+        logits = trainer.model(torch.zeros(1, 3, 64, 64))
+    assert logits.dtype == torch.bfloat16
+    trainer.fit()
+    record = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert math.isfinite(record["loss"]) and math.isfinite(record["val_epe"])
 
 
 def test_torchrun_two_processes_gloo_same_metrics(tiny_set, tmp_path):

@@ -64,7 +64,8 @@ class TrainConfig:
     warmup_steps: int = 500
     lr_steps: list[int] = field(default_factory=lambda: [90, 120])
     lr_factor: float = 0.1
-    amp: bool = True  # mixed precision; used on CUDA only
+    amp: bool = True  # mixed precision on CUDA: float16 with loss scaling
+    cpu_bf16: bool = False  # bfloat16 autocast on CPU: faster where it has AVX512-BF16/AMX, slow elsewhere
     # Run
     out_dir: str = "runs/debug"
     device: str = "auto"

@@ -105,8 +105,10 @@ class Trainer:
         for step, batch in enumerate(bar):
             if step >= self.steps:
                 break
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.scaler.is_enabled()):
-                logits = self.net(batch["image"].to(self.device, non_blocking=True))
+            # channels_last lets oneDNN / cuDNN pick their fast convolutions; the weights keep their layout
+            images = batch["image"].to(self.device, non_blocking=True, memory_format=torch.channels_last)
+            with self._autocast():
+                logits = self.net(images)
             loss = step_loss(logits.float(), batch, self.coord_loss, use_heatmap, self.config)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -121,6 +123,12 @@ class Trainer:
             total, count = total + loss.item(), count + 1
             bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.1e}")
         return distributed.mean(total / max(count, 1))
+
+    def _autocast(self) -> torch.autocast:
+        """float16 on CUDA with ``amp``, bfloat16 on CPU with ``cpu_bf16``, else a no-op context."""
+        if self.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.cpu_bf16)
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.scaler.is_enabled())
 
     @torch.no_grad()
     def validate(self, decoder: str | None = None) -> dict[str, Any]:
@@ -190,13 +198,22 @@ class Trainer:
         os.replace(tmp, self.out / STATE_FILE)  # atomic: a kill leaves either the old or the new state
 
     def _load_state(self) -> None:
-        payload = torch.load(self.out / STATE_FILE, map_location=self.device, weights_only=True)
+        path = self.out / STATE_FILE
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:  # truncated zip, not a torch file, foreign pickle: all "cannot resume"
+            raise RuntimeError(
+                f"cannot resume from {path}: {err}. Move it away to start over, or restore it from a backup"
+            ) from err
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
         self.epoch, self.best = int(payload["epoch"]), float(payload["best"])
-        torch.set_rng_state(payload["torch_rng"])
+        if "torch_rng" in payload:  # absent in states written before it was recorded; nothing draws from it
+            torch.set_rng_state(payload["torch_rng"])
+        if self.rank == 0:
+            _drop_metrics_after(self.out / "metrics.jsonl", self.epoch)
         if self.rank == 0:
             print(f"resuming {self.out} at epoch {self.epoch + 1} of {self.config.epochs}")
 
@@ -312,3 +329,14 @@ def _selection_score(record: dict) -> float | None:
         if record.get(key) is not None:
             return float(record[key])
     return None
+
+
+def _drop_metrics_after(path: Path, epochs_done: int) -> None:
+    """Keep only the metrics lines of epochs the state file holds: a kill between appending an epoch's
+    line and replacing ``last.pt`` would otherwise leave that epoch twice in the file after resuming."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["epoch"] < epochs_done]
+    if len(kept) != len(lines):
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
