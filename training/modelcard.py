@@ -65,3 +65,96 @@ def write_model_card(
     path = Path(folder) / "README.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def data_note(annotations: str | Path) -> str | None:
+    """The README.md beside a dataset's annotation file (source, citation, licence), if there is one."""
+    path = Path(annotations).parent / "README.md"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
+def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], annotations: str) -> Path:
+    """Write ``folder/README.md`` for a model exported by ``training.export``.
+
+    Args:
+        folder: the shipped PoseModel directory (holds training_config.yaml, split.json, training_log.jsonl).
+        config: the run's ``TrainConfig``.
+        evaluation: ``{"decoders": {name: metrics}, "n_images": int, "precision": {...}}``, held out.
+        annotations: the annotation file the held-out images come from.
+    """
+    coord_loss, heatmap_epochs, decoder = config.resolved()
+    note = data_note(annotations)
+    quoted = (
+        "\n".join("> " + line if line else ">" for line in note.splitlines())
+        if note
+        else (f"No data note was found beside `{annotations}`: state the data's source and licence here.")
+    )
+    rows = [
+        f"| `{name}`{' (shipped)' if name == decoder else ''} | {m['pck@0.2']:.3f} | {m['epe']:.2f} | "
+        f"{m['auc']:.3f} |"
+        for name, m in evaluation["decoders"].items()
+    ]
+    precision = evaluation["precision"]
+    if precision["dtype"] == "float16":
+        worst = precision["decode_shift_px"][decoder]["max"]
+        weights = (
+            f"float16 (loaded into float32): the largest shift of a `{decoder}` keypoint against the "
+            f"float32 weights, over every held-out joint, is {worst:.4f} image px "
+            f"(tolerance {precision['tolerance_px']})."
+        )
+    else:
+        weights = "float32."
+    first = next(iter(evaluation["decoders"].values()))
+    n_instances, n_pck = first["n_instances"], first.get("pck_n_instances", first["n_instances"])
+    lines = [
+        "---",
+        "library_name: debias-pose",
+        "license: other",
+        "pipeline_tag: keypoint-detection",
+        "tags: [pose-estimation, keypoint-detection, integral-regression]",
+        "---",
+        f"# {config.arch}, {config.method}, {config.input_size[0]}×{config.input_size[1]}",
+        "",
+        "A small top-down 2D human pose model (person crop in, one heatmap per joint out) trained with "
+        "debias-pose, the reference implementation of *Removing the Bias of Integral Pose Regression* "
+        "(ICCV 2021). A research demo: it is not meant for decisions about people.",
+        "",
+        f"- method: `{config.method}` — {METHOD_TEXT[coord_loss]}; heatmap MSE (L_aug) "
+        f"{ {-1: 'every epoch', 0: 'never'}.get(heatmap_epochs, f'for the first {heatmap_epochs} epochs') }",
+        f"- shipped decoder: `{decoder}`, beta {config.beta}; input (H, W) {tuple(config.input_size)} px",
+        f"- weights: {weights}",
+        "",
+        "Load it with `pose.PoseModel.from_pretrained(folder)` or `pose.Predictor`.",
+        "",
+        "## Data",
+        f"Trained on `{config.train_annotations}`. The data's own note, quoted in full:",
+        "",
+        quoted,
+        "",
+        f"Validation: a seeded {config.val_fraction:.0%} of the images (seed {config.seed}) was held out and "
+        "never trained on; `split.json` lists the image ids on each side.",
+        "",
+        f"## Held-out metrics ({evaluation['n_images']} images, {n_instances} people; one network pass)",
+        f"PCK@0.2 with torso normalisation (over the {n_pck} people whose torso is labelled), EPE in "
+        "image pixels, AUC of PCK over thresholds 0-0.2.",
+        "",
+        "| decoder | PCK@0.2 | EPE (px) | AUC |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "## Recipe",
+        "`training_config.yaml` is the run's full config; `training_log.jsonl` has one line per epoch. "
+        "To train it again:",
+        "```bash",
+        f"python -m training.run {Path(folder).as_posix()}/training_config.yaml out_dir=runs/again",
+        "```",
+        "",
+        "## Citation",
+        "```bibtex",
+        CITATION,
+        "```",
+        "and the data's citation in its note above.",
+    ]
+    path = Path(folder) / "README.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,83 @@
+"""training.export: a finished run -> a shippable PoseModel folder with its card, log and split."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from pose.models import PoseModel
+from tests.fixtures import make_coco_dataset
+from training.config import load_config
+from training.export import main as export_main
+from training.trainer import Trainer
+
+NOTE = "# Tiny set\n\nLicence: made by the tests, for the tests.\nCite: nobody."
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    ann, images = make_coco_dataset(root / "data", n_images=12, size=(96, 128), seed=3)
+    (ann.parent / "README.md").write_text(NOTE)
+    settings = [
+        f"train_annotations={ann}",
+        f"train_images={images}",
+        f"out_dir={root / 'run'}",
+        "input_size=64,64",
+        "batch_size=4",
+        "num_workers=0",
+        "epochs=1",
+        "max_steps_per_epoch=1",
+        "val_fraction=0.25",
+    ]
+    Trainer(load_config(None, settings)).fit()
+    return root / "run"
+
+
+def stored_dtypes(folder):
+    """The float dtypes in the weights file (BatchNorm's step counters stay I64)."""
+    with safe_open(folder / "model.safetensors", "pt") as f:
+        return {f.get_slice(k).get_dtype() for k in f.keys()} - {"I64"}
+
+
+def test_export_scores_every_decoder_and_writes_card_log_and_split(run, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert export_main([str(run), str(out), "--workers", "0"]) == 0
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    split = json.loads((run / "split.json").read_text())
+    assert evaluation["n_images"] == len(split["val_image_ids"]) == 3
+    assert set(evaluation["decoders"]) == {"argmax", "integral", "debiased"}
+    assert evaluation["precision"] == {"dtype": "float32"} and stored_dtypes(out) == {"F32"}
+    assert (out / "training_log.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+    assert (out / "split.json").read_text() == (run / "split.json").read_text()
+    assert load_config(out / "training_config.yaml") == load_config(run / "config.yaml")
+    card = (out / "README.md").read_text()
+    assert "> Licence: made by the tests, for the tests." in card  # the data's note, quoted
+    debiased = evaluation["decoders"]["debiased"]
+    assert f"| `debiased` (shipped) | {debiased['pck@0.2']:.3f} | {debiased['epe']:.2f} |" in card
+    shipped = PoseModel.from_pretrained(str(out)).state_dict()
+    trained = PoseModel.from_pretrained(str(run / "model")).state_dict()
+    assert all(torch.equal(shipped[k], trained[k]) for k in trained)
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["dtype"] == "float32"
+
+
+def test_float16_is_kept_within_tolerance_and_refused_beyond(run, tmp_path):
+    loose, strict = tmp_path / "loose", tmp_path / "strict"
+    assert export_main([str(run), str(loose), "--float16", "--tolerance", "1e9", "--workers", "0"]) == 0
+    assert stored_dtypes(loose) == {"F16"}
+    precision = json.loads((loose / "evaluation.json").read_text())["precision"]
+    assert precision["dtype"] == "float16" and precision["decode_shift_px"]["debiased"]["max"] >= 0
+    assert "float16 (loaded into float32)" in (loose / "README.md").read_text()
+    half = PoseModel.from_pretrained(str(loose))  # float16 file, float32 model
+    assert next(half.parameters()).dtype == torch.float32
+    assert export_main([str(run), str(strict), "--float16", "--tolerance", "0", "--workers", "0"]) == 0
+    precision = json.loads((strict / "evaluation.json").read_text())["precision"]
+    assert precision["dtype"] == "float32" and "float16_rejected" in precision
+    assert stored_dtypes(strict) == {"F32"}
+
+
+def test_export_of_a_missing_run_fails_with_a_message(tmp_path, capsys):
+    assert export_main([str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
+    assert "cannot export" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,140 @@
+"""python -m training.export RUN OUT [--float16]: a finished training run -> a PoseModel folder to ship.
+
+Scores the run's model on its held-out images with every decoder (one network pass, so the decoders
+read the same logits), optionally stores float16 weights once the decode is shown to move by at most
+``--tolerance`` image pixels, and writes the model card (data note, split, recipe, metrics, citations)
+with the run's config, split and per-epoch log beside the weights. Nothing in RUN is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pose.data import TopDownDataset
+from pose.decode import DECODERS
+from pose.models import CheckpointError, PoseModel
+from training.config import ConfigError, load_config
+from training.evaluate import collect, score
+from training.modelcard import write_release_card
+
+# Copied from the run folder into the shipped one, under these names.
+RUN_FILES = {
+    "config.yaml": "training_config.yaml",
+    "split.json": "split.json",
+    "metrics.jsonl": "training_log.jsonl",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a training run folder (config.yaml, split.json, metrics.jsonl, model/)")
+    parser.add_argument("out", help="the folder to write (created; files in it are replaced)")
+    parser.add_argument("--checkpoint", default="model", help="PoseModel folder inside RUN (default: model)")
+    parser.add_argument("--float16", action="store_true", help="store float16 weights (half the size)")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.01, help="largest decode shift float16 may cause, image px"
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    return parser.parse_args(argv)
+
+
+def held_out_set(run: Path, model: PoseModel) -> tuple[TopDownDataset, str]:
+    """The run's validation images (its split.json) as a dataset, and the annotation file they come from."""
+    config = load_config(run / "config.yaml")
+    split = json.loads((run / "split.json").read_text(encoding="utf-8"))
+    annotations = split.get("val_annotations", config.train_annotations)
+    images = config.val_images if "val_annotations" in split else config.train_images
+    dataset = TopDownDataset(
+        annotations,
+        images,
+        input_size=model.input_size,
+        mean=model.mean,
+        std=model.std,
+        image_ids=split.get("val_image_ids"),
+    )
+    return dataset, annotations
+
+
+def float16_copy(model: PoseModel, folder: Path) -> PoseModel:
+    """Save ``model`` with float16 weights in ``folder``; load them back (float32 maths, rounded weights)."""
+    copy.deepcopy(model).half().save_pretrained(folder)
+    return PoseModel.from_pretrained(str(folder))
+
+
+def decode_shift(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per decoder, how far ``b``'s predictions moved from ``a``'s: max and 99.9th percentile, image px."""
+    shift = {}
+    for name in a["preds"]:
+        d = np.linalg.norm(b["preds"][name] - a["preds"][name], axis=-1).ravel()
+        shift[name] = {"max": float(d.max()), "p99.9": float(np.percentile(d, 99.9))}
+    return shift
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run, out = Path(args.run), Path(args.out)
+    try:
+        model = PoseModel.from_pretrained(str(run / args.checkpoint)).eval()
+        dataset, annotations = held_out_set(run, model)
+    except (CheckpointError, ConfigError, OSError, KeyError, ValueError) as err:
+        print(f"error: cannot export {run}: {err}", file=sys.stderr)
+        return 2
+    decoders = sorted(DECODERS)
+    torch.manual_seed(0)
+    data = collect(model, dataset, decoders, model.beta, args.batch_size, args.workers)
+    metrics = {
+        name: score(data, name, dataset, argparse.Namespace(detections=None, annotations=annotations))
+        for name in decoders
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    precision: dict[str, Any] = {"dtype": "float32"}
+    if args.float16:
+        half = float16_copy(model, out)
+        shift = decode_shift(
+            data, collect(half, dataset, decoders, model.beta, args.batch_size, args.workers)
+        )
+        worst = shift[model.decoder]["max"]  # argmax jumps between near-equal peaks: reported, not judged
+        precision = {"dtype": "float16", "decode_shift_px": shift, "tolerance_px": args.tolerance}
+        if worst > args.tolerance:
+            print(
+                f"float16 moves a {model.decoder} keypoint by {worst:.4f} px > {args.tolerance}: "
+                "keeping float32"
+            )
+            precision = {"dtype": "float32", "float16_rejected": shift, "tolerance_px": args.tolerance}
+    if precision["dtype"] == "float32":
+        model.save_pretrained(out)
+    for src, dst in RUN_FILES.items():
+        shutil.copyfile(run / src, out / dst)
+    evaluation = {
+        "decoders": metrics,
+        "n_images": len(set(data["image_id"].tolist())),
+        "precision": precision,
+    }
+    (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2, allow_nan=False), encoding="utf-8")
+    write_release_card(out, load_config(run / "config.yaml"), evaluation, annotations)
+    size = (out / "model.safetensors").stat().st_size / 2**20
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "dtype": precision["dtype"],
+                "size_mib": round(size, 2),
+                **{f"{n}_pck@0.2": m["pck@0.2"] for n, m in metrics.items()},
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
