@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from pose.data import TopDownDataset
 from pose.decode import DECODERS
@@ -90,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot export {run}: {err}", file=sys.stderr)
         return 2
     decoders = sorted(DECODERS)
-    torch.manual_seed(0)
     data = collect(model, dataset, decoders, model.beta, args.batch_size, args.workers)
     metrics = {
         name: score(data, name, dataset, argparse.Namespace(detections=None, annotations=annotations))
