@@ -4,6 +4,7 @@ local folders, safetensors only, cached and shared by every session.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -68,10 +69,23 @@ def describe(model: PoseModel, source: str) -> str:
     """One line about a loaded model: where from, architecture, schema, input size, decoding defaults."""
     h, w = model.input_size
     name = Path(source).name if os.path.isdir(source) else source
-    return (
+    line = (
         f"`{name}`: {model.arch}, {model.schema.name} ({model.num_keypoints} joints), input {h}×{w}, "
         f"heatmap {model.heatmap_size[0]}×{model.heatmap_size[1]}, trained default β = {model.beta:g}"
     )
+    scores = held_out_scores(Path(source)) if os.path.isdir(source) else None
+    return f"{line}. {scores}" if scores else line
+
+
+def held_out_scores(folder: Path) -> str | None:
+    """What ``training.export`` measured (its evaluation.json), in one sentence; None without the file."""
+    try:
+        evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+        parts = [f"{name} {m['pck@0.2']:.2f}" for name, m in evaluation["decoders"].items()]
+        n = int(evaluation["n_images"])
+    except (OSError, ValueError, KeyError, TypeError):  # absent or not ours: say nothing rather than guess
+        return None
+    return f"Held-out PCK@0.2 on {n} images: {', '.join(parts)} (data, licence and recipe: its README.md)"
 
 
 class ModelStore:

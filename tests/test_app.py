@@ -33,7 +33,7 @@ from app.model import ModelRefused, ModelStore, local_folders_allowed
 from app.photo_tab import PhotoTab, example_photos
 from app.ui import build_demo, launch_kwargs
 from pose.keypoints import COCO_17
-from pose.models import CheckpointError
+from pose.models import CheckpointError, PoseModel
 from tests.fixtures import save_tiny_pose_model
 from training.compare import GROUPS, RUNS
 
@@ -265,6 +265,21 @@ def test_model_store_refuses_local_paths_for_visitors(tiny_model_dir, monkeypatc
     assert not local_folders_allowed(True)
     monkeypatch.delenv("SPACE_ID")
     assert local_folders_allowed(True) and not local_folders_allowed(False)
+
+
+def test_model_line_states_the_exported_held_out_scores(tiny_model_dir, tmp_path):
+    from app.model import describe
+
+    model = PoseModel.from_pretrained(str(tiny_model_dir))
+    assert "Held-out" not in describe(model, str(tiny_model_dir))  # a folder without evaluation.json
+    folder = tmp_path / "exported"
+    model.save_pretrained(folder)
+    decoders = {"argmax": {"pck@0.2": 0.61}, "debiased": {"pck@0.2": 0.644}, "integral": {"pck@0.2": 0.2}}
+    (folder / "evaluation.json").write_text(json.dumps({"decoders": decoders, "n_images": 900}))
+    line = describe(model, str(folder))
+    assert "Held-out PCK@0.2 on 900 images: argmax 0.61, debiased 0.64, integral 0.20" in line
+    (folder / "evaluation.json").write_text("{not json")
+    assert "Held-out" not in describe(model, str(folder))
 
 
 def test_without_a_model_the_photo_tab_says_so_and_shows_boxes(monkeypatch, tmp_path):
