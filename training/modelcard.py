@@ -20,6 +20,12 @@ METHOD_TEXT = {
 }
 
 
+def method_line(method: str, coord_loss: str, heatmap_epochs: int) -> str:
+    """The card's "- method:" bullet: the loss on coordinates and when the heatmap MSE (L_aug) applies."""
+    when = {-1: "every epoch", 0: "never"}.get(heatmap_epochs, f"for the first {heatmap_epochs} epochs")
+    return f"- method: `{method}` — {METHOD_TEXT[coord_loss]}; heatmap MSE (L_aug) {when}"
+
+
 def write_model_card(
     folder: Path, config: dict[str, Any], resolved: tuple[str, int, str], metrics: dict
 ) -> Path:
@@ -32,7 +38,6 @@ def write_model_card(
         metrics: the last line of the run's metrics.jsonl.
     """
     coord_loss, heatmap_epochs, decoder = resolved
-    heatmap = {-1: "every epoch", 0: "never"}.get(heatmap_epochs, f"the first {heatmap_epochs} epochs")
     shown = {k: v for k, v in metrics.items() if k.startswith("val_") and v is not None}
     lines = [
         "---",
@@ -45,7 +50,7 @@ def write_model_card(
         "(reference implementation of *Removing the Bias of Integral Pose Regression*, ICCV 2021).",
         "",
         "## Training",
-        f"- method: `{config['method']}` — {METHOD_TEXT[coord_loss]}; heatmap MSE (L_aug) for {heatmap}",
+        method_line(config["method"], coord_loss, heatmap_epochs),
         f"- decoder: `{decoder}`, beta {config['beta']}; input (H, W) {tuple(config['input_size'])}",
         f"- data: `{config['train_annotations']}` ({config['epochs']} epochs, batch {config['batch_size']}, "
         f"Adam lr {config['lr']})",
@@ -119,8 +124,7 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         "debias-pose, the reference implementation of *Removing the Bias of Integral Pose Regression* "
         "(ICCV 2021). A research demo: it is not meant for decisions about people.",
         "",
-        f"- method: `{config.method}` — {METHOD_TEXT[coord_loss]}; heatmap MSE (L_aug) "
-        f"{ {-1: 'every epoch', 0: 'never'}.get(heatmap_epochs, f'for the first {heatmap_epochs} epochs') }",
+        method_line(config.method, coord_loss, heatmap_epochs),
         f"- shipped decoder: `{decoder}`, beta {config.beta}; input (H, W) {tuple(config.input_size)} px",
         f"- weights: {weights}",
         "",
