@@ -1,6 +1,7 @@
 """training.export: a finished run -> a shippable PoseModel folder with its card, log and split."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -62,12 +63,27 @@ def test_export_scores_every_decoder_and_writes_card_log_and_split(run, tmp_path
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["dtype"] == "float32"
 
 
-def test_float16_is_kept_within_tolerance_and_refused_beyond(run, tmp_path):
-    loose, strict = tmp_path / "loose", tmp_path / "strict"
+@pytest.fixture
+def busy_run(run, tmp_path):
+    """The run with seeded noise on its weights: one training step can leave flat heatmaps whose decode
+    float16 cannot move (seen on CI), and the refusal needs a model whose keypoints do move."""
+    copy = tmp_path / "busy_run"
+    shutil.copytree(run, copy)
+    model = PoseModel.from_pretrained(str(copy / "model"))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=generator))
+    model.save_pretrained(copy / "model")
+    return copy
+
+
+def test_float16_is_kept_within_tolerance_and_refused_beyond(busy_run, tmp_path):
+    run, loose, strict = busy_run, tmp_path / "loose", tmp_path / "strict"
     assert export_main([str(run), str(loose), "--float16", "--tolerance", "1e9", "--workers", "0"]) == 0
     assert stored_dtypes(loose) == {"F16"}
     precision = json.loads((loose / "evaluation.json").read_text())["precision"]
-    assert precision["dtype"] == "float16" and precision["decode_shift_px"]["debiased"]["max"] >= 0
+    assert precision["dtype"] == "float16" and precision["decode_shift_px"]["debiased"]["max"] > 0
     assert "float16 (loaded into float32)" in (loose / "README.md").read_text()
     half = PoseModel.from_pretrained(str(loose))  # float16 file, float32 model
     assert next(half.parameters()).dtype == torch.float32
