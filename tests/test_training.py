@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pose.keypoints import KeypointSchema
-from pose.models import PoseModel
+from pose.models import PoseModel, build_pose_model
 from tests.fixtures import make_coco_dataset
 from training.config import load_config
 from training.run import main as run_main
@@ -81,6 +81,25 @@ def test_run_writes_model_card_config_and_metrics(tiny_set, tmp_path, capsys):
     assert "Removing the Bias of Integral Pose Regression" in card and "val_pck@0.2" in card
     out = capsys.readouterr().out
     assert "could not push to the Hub repo 'someone/model'" in out and "saved locally" not in out
+
+
+def test_init_from_starts_from_a_saved_model(tiny_set, tmp_path):
+    start = Trainer(
+        load_config(None, overrides(tiny_set, tmp_path / "a", "epochs=1", "max_steps_per_epoch=2"))
+    ).fit()
+    settings = overrides(tiny_set, tmp_path / "b", "epochs=0", "input_size=96,64", f"init_from={start}")
+    final = Trainer(load_config(None, settings)).fit()  # no step taken: the start weights, saved again
+    want, got = PoseModel.from_pretrained(str(start)).state_dict(), PoseModel.from_pretrained(str(final))
+    assert got.input_size == (96, 64) and all(torch.equal(got.state_dict()[k], want[k]) for k in want)
+
+
+def test_init_from_a_model_of_other_keypoints_fails_clearly(tiny_set, tmp_path, capsys):
+    four = KeypointSchema("four", ("a", "b", "c", "d"), (0, 1, 2, 3), ((0, 1), (1, 2), (2, 3)))
+    build_pose_model("lite0", four, (64, 64)).save_pretrained(tmp_path / "four")
+    assert run_main(overrides(tiny_set, tmp_path / "run", f"init_from={tmp_path / 'four'}")) == 2
+    assert "does not fit this run's arch and keypoints" in capsys.readouterr().err
+    assert run_main(overrides(tiny_set, tmp_path / "run", f"init_from={tmp_path / 'nothing'}")) == 2
+    assert "nothing" in capsys.readouterr().err
 
 
 def test_bad_config_key_exits_with_message(capsys):

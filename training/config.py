@@ -35,6 +35,7 @@ class TrainConfig:
     # Model
     arch: str = "lite0"
     pretrained: str | None = None  # None | "timm" | "package" (lite0) | path to backbone weights
+    init_from: str = ""  # a PoseModel folder or Hub repo id whose weights start the run (fine-tuning)
     input_size: list[int] = field(default_factory=lambda: [192, 144])
     beta: float = 10.0
     # Method (paper names) and the switches it sets; None = the method's default

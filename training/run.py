@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pose.models import CheckpointError
 from training.config import ConfigError, TrainConfig, load_config
 from training.trainer import Trainer
 
@@ -26,10 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(config_path, overrides)
         config.resolved()
-    except (ConfigError, FileNotFoundError) as err:
+        trainer = Trainer(config)
+    except (ConfigError, CheckpointError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    Trainer(config).fit()
+    trainer.fit()
     return 0
 
 

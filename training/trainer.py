@@ -27,7 +27,7 @@ from pose.keypoints import schema_from_coco_file
 from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
 from pose.models import PoseModel, build_pose_model
 from training import distributed
-from training.config import TrainConfig, save_config
+from training.config import ConfigError, TrainConfig, save_config
 from training.modelcard import write_model_card
 
 STATE_FILE = "last.pt"  # model + optimizer + scheduler + scaler + epoch: what `resume=true` reads
@@ -52,6 +52,8 @@ class Trainer:
             decoder=self.decoder,
             beta=config.beta,
         ).to(self.device)
+        if config.init_from:
+            _load_start_weights(self.model, config.init_from)
         self.train_set, self.val_set = _datasets(config, self.model)
         sharded = self.world > 1
         self.train_loader = make_loader(
@@ -135,7 +137,8 @@ class Trainer:
         """Decode the validation set (default: the run's decoder) and score it on all ranks together."""
         self.model.eval()
         rows: dict[int, tuple] = {}
-        for batch in self.val_loader:
+        quiet = self.rank != 0
+        for batch in tqdm(self.val_loader, desc="validating", disable=quiet, leave=False, dynamic_ncols=True):
             logits = self.model(batch["image"].to(self.device)).float()
             coords, scores = DECODERS[decoder or self.decoder](logits, self.config.beta)
             image_xy = apply_affine(coords.cpu().numpy(), batch["matrix"].numpy())  # heatmap -> image px
@@ -288,6 +291,16 @@ def _datasets(config: TrainConfig, model: PoseModel) -> tuple[TopDownDataset, To
     else:
         val_set = TopDownDataset(config.train_annotations, config.train_images, image_ids=val_ids, **common)
     return train_set, val_set
+
+
+def _load_start_weights(model: PoseModel, source: str) -> None:
+    """Copy a saved PoseModel's weights into ``model``; the input size may differ (the nets are
+    fully convolutional), the architecture and keypoints may not."""
+    start = PoseModel.from_pretrained(source)  # CheckpointError names the folder and the cause
+    try:
+        model.load_state_dict(start.state_dict())
+    except RuntimeError as err:
+        raise ConfigError(f"init_from={source!r} does not fit this run's arch and keypoints: {err}") from err
 
 
 def _split_image_ids(config: TrainConfig) -> tuple[list[int], list[int]]:
