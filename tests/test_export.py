@@ -11,6 +11,7 @@ from pose.models import PoseModel
 from tests.fixtures import make_coco_dataset
 from training.config import load_config
 from training.export import main as export_main
+from training.shrink import main as shrink_main
 from training.trainer import Trainer
 
 NOTE = "# Tiny set\n\nLicence: made by the tests, for the tests.\nCite: nobody."
@@ -97,3 +98,47 @@ def test_export_of_a_missing_run_fails_with_a_message(tmp_path, capsys):
     assert export_main([str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
     assert "cannot export" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_export_of_a_fine_tuned_best_checkpoint_says_where_it_came_from(run, tmp_path):
+    data = run.parent / "data"
+    small = tmp_path / "small"
+    assert (
+        shrink_main([str(data / "annotations.json"), str(data / "images"), str(small), "--long-side", "64"])
+        == 0
+    )
+    stage2 = tmp_path / "stage2"
+    settings = [
+        f"train_annotations={small / 'annotations.json'}",
+        f"train_images={small / 'images'}",
+        f"init_from={run / 'model'}",
+        f"out_dir={stage2}",
+        *["input_size=64,64", "batch_size=4", "num_workers=0", "epochs=3", "max_steps_per_epoch=1"],
+        "val_fraction=0.25",
+    ]
+    Trainer(load_config(None, settings)).fit()
+    out = tmp_path / "shipped"
+    originals = ["--annotations", str(data / "annotations.json"), "--images", str(data / "images")]
+    assert (
+        export_main([str(stage2), str(out), "--checkpoint", "best", "--init-run", str(run), *originals]) == 0
+    )
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    log = [json.loads(line) for line in (stage2 / "metrics.jsonl").read_text().splitlines()]
+    best = max(range(3), key=lambda e: (log[e]["val_pck@0.2"], -e)) + 1  # the first of equal scores
+    assert (evaluation["checkpoint"], evaluation["epoch"], evaluation["epochs_logged"]) == ("best", best, 3)
+    assert evaluation["scored_on"] == str(data / "annotations.json") and evaluation["n_images"] == 3
+    assert (out / "init_training_log.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+    assert load_config(out / "init_training_config.yaml") == load_config(run / "config.yaml")
+    card = (out / "README.md").read_text()
+    assert (
+        f"- checkpoint: `best`, epoch {best} of 3" in card
+        and f"Scored on `{data / 'annotations.json'}`" in card
+    )
+    assert "init_training_config.yaml  # -> " in card and "> Licence: made by the tests" in card
+    shipped, chosen = PoseModel.from_pretrained(str(out)), PoseModel.from_pretrained(str(stage2 / "best"))
+    assert all(torch.equal(shipped.state_dict()[k], v) for k, v in chosen.state_dict().items())
+
+
+def test_export_wants_annotations_and_images_together(run, tmp_path):
+    with pytest.raises(SystemExit):
+        export_main([str(run), str(tmp_path / "out"), "--annotations", "a.json"])

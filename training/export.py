@@ -24,6 +24,7 @@ from pose.models import CheckpointError, PoseModel
 from training.config import ConfigError, load_config
 from training.evaluate import collect, score
 from training.modelcard import write_release_card
+from training.trainer import selection_score
 
 # Copied from the run folder into the shipped one, under these names.
 RUN_FILES = {
@@ -42,17 +43,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tolerance", type=float, default=0.01, help="largest decode shift float16 may cause, image px"
     )
+    parser.add_argument(
+        "--annotations", help="score the held-out image ids on this file instead of the run's (with --images)"
+    )
+    parser.add_argument("--images", help="its image folder: e.g. the originals of a training.shrink copy")
+    parser.add_argument(
+        "--init-run", help="the run whose model init_from named: its config and log ship as init_training_*"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.annotations is None) != (args.images is None):
+        parser.error("--annotations and --images go together")
+    return args
 
 
-def held_out_set(run: Path, model: PoseModel) -> tuple[TopDownDataset, str]:
-    """The run's validation images (its split.json) as a dataset, and the annotation file they come from."""
+def held_out_set(
+    run: Path, model: PoseModel, annotations: str | None = None, images: str | None = None
+) -> tuple[TopDownDataset, str]:
+    """The run's validation images (its split.json) as a dataset, and the annotation file they come from;
+    ``annotations``/``images`` replace the run's files (same image ids, e.g. full-size originals)."""
     config = load_config(run / "config.yaml")
     split = json.loads((run / "split.json").read_text(encoding="utf-8"))
-    annotations = split.get("val_annotations", config.train_annotations)
-    images = config.val_images if "val_annotations" in split else config.train_images
+    if annotations is None:
+        annotations = split.get("val_annotations", config.train_annotations)
+        images = config.val_images if "val_annotations" in split else config.train_images
     dataset = TopDownDataset(
         annotations,
         images,
@@ -62,6 +77,23 @@ def held_out_set(run: Path, model: PoseModel) -> tuple[TopDownDataset, str]:
         image_ids=split.get("val_image_ids"),
     )
     return dataset, annotations
+
+
+def checkpoint_provenance(run: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Which weights ship: the checkpoint, the epoch they come from (1-based), the epochs the log holds."""
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    if not log:
+        raise ValueError(f"{run / 'metrics.jsonl'} is empty: nothing was trained")
+    epoch = log[-1]["epoch"] + 1
+    if args.checkpoint == "best":  # the trainer keeps the epoch with the highest selection score
+        scored = [(selection_score(r), r["epoch"] + 1) for r in log if selection_score(r) is not None]
+        epoch = max(scored, key=lambda pair: pair[0])[1]
+    provenance = {"checkpoint": args.checkpoint, "epoch": epoch, "epochs_logged": len(log)}
+    if args.init_run:
+        if not (Path(args.init_run) / "metrics.jsonl").exists():
+            raise ValueError(f"--init-run {args.init_run} has no metrics.jsonl")
+        provenance["init_run"] = str(args.init_run)
+    return provenance
 
 
 def float16_copy(model: PoseModel, folder: Path) -> PoseModel:
@@ -84,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     run, out = Path(args.run), Path(args.out)
     try:
         model = PoseModel.from_pretrained(str(run / args.checkpoint)).eval()
-        dataset, annotations = held_out_set(run, model)
+        dataset, annotations = held_out_set(run, model, args.annotations, args.images)
+        provenance = checkpoint_provenance(run, args)
     except (CheckpointError, ConfigError, OSError, KeyError, ValueError) as err:
         print(f"error: cannot export {run}: {err}", file=sys.stderr)
         return 2
@@ -113,10 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         model.save_pretrained(out)
     for src, dst in RUN_FILES.items():
         shutil.copyfile(run / src, out / dst)
+    if args.init_run:
+        for src, dst in RUN_FILES.items():
+            if src != "split.json":  # same split by construction (same ids, same seed)
+                shutil.copyfile(Path(args.init_run) / src, out / ("init_" + dst))
     evaluation = {
         "decoders": metrics,
         "n_images": len(set(data["image_id"].tolist())),
+        "scored_on": annotations,
         "precision": precision,
+        **provenance,
     }
     (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2, allow_nan=False), encoding="utf-8")
     write_release_card(out, load_config(run / "config.yaml"), evaluation, annotations)

@@ -78,6 +78,29 @@ def data_note(annotations: str | Path) -> str | None:
     return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
+def provenance_lines(config: Any, evaluation: dict[str, Any]) -> list[str]:
+    """Card lines saying which epoch's weights ship and what the run started from."""
+    if "checkpoint" not in evaluation:
+        return []
+    epoch, logged = evaluation["epoch"], evaluation["epochs_logged"]
+    if evaluation["checkpoint"] == "best":
+        line = (
+            f"- checkpoint: `best`, epoch {epoch} of {config.epochs}: the highest validation score (COCO AP, "
+            "else PCK@0.2) on the held-out images, so the held-out numbers below are a little optimistic"
+        )
+    else:
+        line = f"- checkpoint: `{evaluation['checkpoint']}`, after epoch {epoch} of {config.epochs}"
+    if logged < config.epochs:
+        line += f"; the run stopped after epoch {logged}"
+    lines = [line + "."]
+    if "init_run" in evaluation:
+        lines.append(
+            f"- started from `{config.init_from}`, a run of its own: its config and log ship as "
+            "`init_training_config.yaml` and `init_training_log.jsonl`."
+        )
+    return lines
+
+
 def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], annotations: str) -> Path:
     """Write ``folder/README.md`` for a model exported by ``training.export``.
 
@@ -109,6 +132,7 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         )
     else:
         weights = "float32."
+    here, init = Path(folder).as_posix(), int("init_run" in evaluation)  # 1: a two-stage recipe
     first = next(iter(evaluation["decoders"].values()))
     n_instances, n_pck = first["n_instances"], first.get("pck_n_instances", first["n_instances"])
     lines = [
@@ -127,6 +151,7 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         method_line(config.method, coord_loss, heatmap_epochs),
         f"- shipped decoder: `{decoder}`, beta {config.beta}; input (H, W) {tuple(config.input_size)} px",
         f"- weights: {weights}",
+        *provenance_lines(config, evaluation),
         "",
         "Load it with `pose.PoseModel.from_pretrained(folder)` or `pose.Predictor`.",
         "",
@@ -140,7 +165,8 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         "",
         f"## Held-out metrics ({evaluation['n_images']} images, {n_instances} people; one network pass)",
         f"PCK@0.2 with torso normalisation (over the {n_pck} people whose torso is labelled), EPE in "
-        "image pixels, AUC of PCK over thresholds 0-0.2.",
+        "image pixels, AUC of PCK over thresholds 0-0.2. Scored on "
+        f"`{evaluation.get('scored_on', annotations)}`, the held-out ids of `split.json`.",
         "",
         "| decoder | PCK@0.2 | EPE (px) | AUC |",
         "|---|---|---|---|",
@@ -150,7 +176,8 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         "`training_config.yaml` is the run's full config; `training_log.jsonl` has one line per epoch. "
         "To train it again:",
         "```bash",
-        f"python -m training.run {Path(folder).as_posix()}/training_config.yaml out_dir=runs/again",
+        *([f"python -m training.run {here}/init_training_config.yaml  # -> {config.init_from}"] * init),
+        f"python -m training.run {here}/training_config.yaml out_dir=runs/again",
         "```",
         "",
         "## Citation",

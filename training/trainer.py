@@ -183,7 +183,7 @@ class Trainer:
         record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-        score = _selection_score(record)
+        score = selection_score(record)
         if score is not None and score > self.best:
             self.best = score
             self.model.save_pretrained(self.out / "best")
@@ -336,7 +336,7 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _selection_score(record: dict) -> float | None:
+def selection_score(record: dict) -> float | None:
     """The number that picks the best epoch: COCO AP where the schema has OKS sigmas, else PCK@0.2."""
     for key in ("val_ap", "val_pck@0.2"):
         if record.get(key) is not None:
