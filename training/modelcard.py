@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from training.config import load_config
+
 CITATION = """@inproceedings{gu2021removing,
   title     = {Removing the Bias of Integral Pose Regression},
   author    = {Gu, Kerui and Yang, Linlin and Yao, Angela},
@@ -78,7 +80,7 @@ def data_note(annotations: str | Path) -> str | None:
     return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
-def provenance_lines(config: Any, evaluation: dict[str, Any]) -> list[str]:
+def provenance_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> list[str]:
     """Card lines saying which epoch's weights ship and what the run started from."""
     if "checkpoint" not in evaluation:
         return []
@@ -94,9 +96,13 @@ def provenance_lines(config: Any, evaluation: dict[str, Any]) -> list[str]:
         line += f"; the run stopped after epoch {logged}"
     lines = [line + "."]
     if "init_run" in evaluation:
+        first = load_config(Path(folder) / "init_training_config.yaml")
         lines.append(
             f"- started from `{config.init_from}`, a run of its own: its config and log ship as "
-            "`init_training_config.yaml` and `init_training_log.jsonl`."
+            "`init_training_config.yaml` and `init_training_log.jsonl`; it trained "
+            f"{first.epochs} epochs, {first.input_size[0]}×{first.input_size[1]}, with "
+            + method_line(first.method, *first.resolved()[:2])[len("- method: ") :]
+            + "."
         )
     return lines
 
@@ -151,7 +157,7 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         method_line(config.method, coord_loss, heatmap_epochs),
         f"- shipped decoder: `{decoder}`, beta {config.beta}; input (H, W) {tuple(config.input_size)} px",
         f"- weights: {weights}",
-        *provenance_lines(config, evaluation),
+        *provenance_lines(config, evaluation, folder),
         "",
         "Load it with `pose.PoseModel.from_pretrained(folder)` or `pose.Predictor`.",
         "",
