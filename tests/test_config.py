@@ -85,10 +85,12 @@ def test_every_shipped_config_loads():
 
     configs = sorted((Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.yaml"))
     # 4 COCO setups, 3 MPII setups and 1 RHD hand setup x 3 methods, + 3 CPU-scale LSPET runs, + the
-    # base of the CPU-scale LSPET comparison (training.compare overrides its method per run)
-    assert len(configs) == 28
+    # base of the CPU-scale LSPET comparison (training.compare overrides its method per run), + the GPU
+    # fine-tune stage of the bundled model
+    assert len(configs) == 29
     for path in configs:
         config = load_config(path)
-        method = path.stem.rsplit("_", 1)[1].replace("compare", "debiased")
+        suffix = path.stem.rsplit("_", 1)[1]
+        method = {"compare": "debiased", "gpu": "debiased"}.get(suffix, suffix)
         assert config.method == method and config.beta == 10.0, path.name
         assert config.resolved()[2] == METHODS[method][2]
