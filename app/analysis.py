@@ -35,9 +35,8 @@ SETUP_KEYS = ("arch", "input_size", "epochs", "batch_size", "beta", "aug_epochs"
 HOW_TO = (
     "No comparison results yet: `{path}` does not exist. They come from the paper's comparisons, which "
     "train `detection`, `ipr` and `debiased` (plus the β and component ablations) with one budget:\n\n"
-    "```bash\npython -m training.compare training/configs/lspet_lite0_debiased.yaml epochs=20 \\\n"
-    "    --out runs/compare\n"
-    "cp runs/compare/compare.json assets/results/compare.json\n```\n\n"
+    "```bash\npython -m training.compare training/configs/lspet_lite0_compare.yaml --out runs/lspet_compare\n"
+    "cp runs/lspet_compare/compare.json assets/results/compare.json\n```\n\n"
     f"then restart the app (or point `{RESULTS_ENV}` at another compare.json)."
 )
 
