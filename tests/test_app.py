@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 import app.model
@@ -338,6 +339,23 @@ def test_analysis_tab_shows_results_or_how_to_make_them(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPARE_RESULTS", str(compare_json(tmp_path / "compare.json")))
     labels = [getattr(b, "label", "") for b in build_demo(store, detector).blocks.values()]
     assert "Final validation metrics" in labels and "EPE (px) by difficulty, paper Table 1" in labels
+
+
+def test_the_shipped_comparison_is_the_committed_config_and_loads():
+    """assets/results: training.compare on lspet_lite0_compare.yaml, as the analysis tab reads it."""
+    results = load_results(ROOT / "assets" / "results" / "compare.json")
+    recipe = yaml.safe_load((ROOT / "training" / "configs" / "lspet_lite0_compare.yaml").read_text())
+    assert all(results.base_config[k] == v for k, v in recipe.items())
+    assert results.groups == {
+        "methods": ["detection", "ipr", "debiased"],
+        "beta": ["debiased_beta1", "debiased", "debiased_beta20"],
+        "ablation": ["ipr", "ipr_lde", "ipr_laug", "debiased_no_laug", "debiased"],
+    }
+    assert all([e["epoch"] for e in run["epochs"]] == list(range(15)) for run in results.runs.values())
+    table = final_table(results, "methods")
+    assert table["PCK@0.2"].between(0.2, 1).all() and splits_table(results) is not None
+    html = (ROOT / "assets" / "results" / "compare.html").read_text()
+    assert "plotly" in html.lower() and "debiased + L_aug" in html
 
 
 def test_python_app_py_starts_offline_and_serves(tiny_model_dir):
