@@ -138,7 +138,10 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         )
     else:
         weights = "float32."
-    here, init = Path(folder).as_posix(), int("init_run" in evaluation)  # 1: a two-stage recipe
+    here = Path(folder).as_posix()
+    recipe = [f"python -m training.run {here}/training_config.yaml out_dir=runs/again"]
+    if "init_run" in evaluation:  # two stages: the first writes the folder the second starts from
+        recipe.insert(0, f"python -m training.run {here}/init_training_config.yaml  # -> {config.init_from}")
     first = next(iter(evaluation["decoders"].values()))
     n_instances, n_pck = first["n_instances"], first.get("pck_n_instances", first["n_instances"])
     lines = [
@@ -182,8 +185,7 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         "`training_config.yaml` is the run's full config; `training_log.jsonl` has one line per epoch. "
         "To train it again:",
         "```bash",
-        *([f"python -m training.run {here}/init_training_config.yaml  # -> {config.init_from}"] * init),
-        f"python -m training.run {here}/training_config.yaml out_dir=runs/again",
+        *recipe,
         "```",
         "",
         "## Citation",
