@@ -354,6 +354,11 @@ def test_the_shipped_comparison_is_the_committed_config_and_loads():
     assert all([e["epoch"] for e in run["epochs"]] == list(range(15)) for run in results.runs.values())
     table = final_table(results, "methods")
     assert table["PCK@0.2"].between(0.2, 1).all() and splits_table(results) is not None
+    for seed in (1, 2):  # the seed repeats: the three methods only, same recipe otherwise
+        repeat = load_results(ROOT / "assets" / "results" / f"compare_seed{seed}.json")
+        setup = {k: v for k, v in repeat.base_config.items() if k != "init_from"}  # a key added between runs
+        assert setup == {**results.base_config, "seed": seed}
+        assert repeat.groups == {"methods": results.groups["methods"]}
     html = (ROOT / "assets" / "results" / "compare.html").read_text()
     assert "plotly" in html.lower() and "debiased + L_aug" in html
 
