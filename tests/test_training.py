@@ -44,13 +44,13 @@ def overrides(tiny_set, out_dir, *extra):
 
 # Four joints in four colours, no left/right pairs: a task a few hundred CPU steps can learn. (With
 # mirrored pairs, a flipped crop of single coloured discs is ambiguous, so flips are off as well.)
+FOUR = KeypointSchema("four", ("a", "b", "c", "d"), (0, 1, 2, 3), ((0, 1), (1, 2), (2, 3)))
 EASY = ["flip_prob=0", "rotation_factor=0", "half_body_prob=0", "scale_factor=0.25", "pretrained=package"]
 
 
 @pytest.fixture(scope="module")
 def four_joint_set(tmp_path_factory):
-    schema = KeypointSchema("four", ("a", "b", "c", "d"), (0, 1, 2, 3), ((0, 1), (1, 2), (2, 3)))
-    return make_coco_dataset(tmp_path_factory.mktemp("four"), n_images=64, size=(96, 128), schema=schema)
+    return make_coco_dataset(tmp_path_factory.mktemp("four"), n_images=64, size=(96, 128), schema=FOUR)
 
 
 @pytest.mark.parametrize("method", ["detection", "ipr", "debiased"])
@@ -94,8 +94,7 @@ def test_init_from_starts_from_a_saved_model(tiny_set, tmp_path):
 
 
 def test_init_from_a_model_of_other_keypoints_fails_clearly(tiny_set, tmp_path, capsys):
-    four = KeypointSchema("four", ("a", "b", "c", "d"), (0, 1, 2, 3), ((0, 1), (1, 2), (2, 3)))
-    build_pose_model("lite0", four, (64, 64)).save_pretrained(tmp_path / "four")
+    build_pose_model("lite0", FOUR, (64, 64)).save_pretrained(tmp_path / "four")
     assert run_main(overrides(tiny_set, tmp_path / "run", f"init_from={tmp_path / 'four'}")) == 2
     assert "does not fit this run's arch and keypoints" in capsys.readouterr().err
     assert run_main(overrides(tiny_set, tmp_path / "run", f"init_from={tmp_path / 'nothing'}")) == 2

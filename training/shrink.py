@@ -33,7 +33,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("out", type=Path, help="new folder: annotations.json + images/")
     parser.add_argument("--long-side", type=int, default=192, help="largest side after shrinking, px")
     parser.add_argument("--format", choices=sorted(ENCODINGS), default="webp")
-    parser.add_argument("--quality", type=int, default=70, help="encoder quality, 1-100")
+    parser.add_argument(
+        "--quality", type=int, default=70, help="encoder quality, 1-100 (WebP: above 100 is lossless)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     return parser.parse_args(argv)
 
@@ -78,13 +80,12 @@ def shrink(args: argparse.Namespace) -> dict[str, Any]:
     names = [Path(image["file_name"]).with_suffix("." + args.format).name for image in coco["images"]]
     if len(set(names)) != len(names):
         raise ValueError("two images would get the same file name in the copy")
-    job = partial(_shrink_one, long_side=args.long_side, fmt=args.format, quality=args.quality)
-    pairs = [
-        (args.images / image["file_name"], args.out / "images" / n)
-        for image, n in zip(coco["images"], names, strict=True)
-    ]
+    job = partial(shrink_image, long_side=args.long_side, fmt=args.format, quality=args.quality)
+    sources = [args.images / image["file_name"] for image in coco["images"]]
+    targets = [args.out / "images" / name for name in names]
     with ProcessPoolExecutor(max(1, args.workers)) as pool:
-        sizes = list(tqdm(pool.map(job, pairs, chunksize=32), total=len(pairs), desc="shrinking"))
+        done = pool.map(job, sources, targets, chunksize=32)
+        sizes = list(tqdm(done, total=len(sources), desc="shrinking"))
     scale = {}
     for image, name, (sx, sy, nw, nh) in zip(coco["images"], names, sizes, strict=True):
         image.update(file_name=name, width=nw, height=nh)
@@ -95,12 +96,6 @@ def shrink(args: argparse.Namespace) -> dict[str, Any]:
     if note.exists():
         shutil.copyfile(note, args.out / "README.md")
     return coco
-
-
-def _shrink_one(
-    pair: tuple[Path, Path], long_side: int, fmt: str, quality: int
-) -> tuple[float, float, int, int]:
-    return shrink_image(pair[0], pair[1], long_side, fmt, quality)
 
 
 def main(argv: list[str] | None = None) -> int:
