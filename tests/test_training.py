@@ -15,9 +15,9 @@ import torch
 from pose.keypoints import KeypointSchema
 from pose.models import PoseModel, build_pose_model
 from tests.fixtures import make_coco_dataset
-from training.config import load_config
+from training.config import ConfigError, load_config
 from training.run import main as run_main
-from training.trainer import Trainer
+from training.trainer import Trainer, _lr_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,6 +175,42 @@ def test_resume_drops_the_metrics_line_of_an_epoch_the_state_lacks(tiny_set, tmp
         f.write(json.dumps({**line, "epoch": 1}) + "\n")
     Trainer(load_config(None, [*settings, "epochs=2", "resume=true"])).fit()
     assert [json.loads(x)["epoch"] for x in metrics.read_text().splitlines()] == [0, 1]
+
+
+def test_ema_validates_and_saves_the_average_and_resumes(tiny_set, tmp_path):
+    settings = overrides(tiny_set, tmp_path, "epochs=1", "ema_decay=0.5")
+    trainer = Trainer(load_config(None, settings))
+    trainer.fit()
+    payload = torch.load(tmp_path / "last.pt", weights_only=True)
+    saved = PoseModel.from_pretrained(str(tmp_path / "model")).state_dict()
+    average = {k.removeprefix("module."): v for k, v in payload["ema"].items() if k.startswith("module.")}
+    assert all(torch.equal(saved[k], average[k]) for k in saved)  # the average ships, not the last step
+    assert not all(torch.equal(saved[k], payload["model"][k]) for k in saved if saved[k].is_floating_point())
+    del payload["ema"]  # a state written before ema_decay was set: the average restarts from the model
+    torch.save(payload, tmp_path / "last.pt")
+    resumed = Trainer(load_config(None, [*settings, "epochs=2", "resume=true"]))
+    resumed.fit()
+    assert resumed.epoch == 2 and int(resumed.ema.n_averaged) == 2  # 2 steps an epoch
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [  # factor at steps 0, 4 (end of warm-up), 12 (half way), 24 (the last) for 3 epochs of 8 steps
+        (["lr_schedule=cosine", "warmup_steps=5"], [0.2, 0.9330, 0.5, 0.0]),
+        (["lr_schedule=step", "lr_steps=[1,2]", "warmup_steps=5"], [0.2, 1.0, 0.1, 0.01]),
+        (["lr_schedule=cosine", "warmup_steps=0"], [1.0, 0.9330, 0.5, 0.0]),
+    ],
+)
+def test_lr_schedules(settings, expected):
+    factor = _lr_schedule(load_config(None, ["epochs=3", *settings]), steps_per_epoch=8)
+    assert [factor(s) for s in (0, 4, 12, 24)] == pytest.approx(expected, abs=1e-4)
+
+
+def test_adamw_decays_weights_decoupled(tiny_set, tmp_path):
+    trainer = Trainer(load_config(None, overrides(tiny_set, tmp_path, "optimizer=adamw", "weight_decay=0.1")))
+    assert isinstance(trainer.optimizer, torch.optim.AdamW)
+    with pytest.raises(ConfigError, match="optimizer: unknown 'sgd'"):
+        load_config(None, ["optimizer=sgd"]).resolved()
 
 
 def test_cpu_bf16_autocasts_the_forward_and_trains(tiny_set, tmp_path):

@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 # What each method means (paper §3, §4.3): coordinate loss, epochs of heatmap MSE (-1 = all), decoder.
+OPTIMIZERS = ("adam", "adamw")
+LR_SCHEDULES = ("step", "cosine")
 METHODS: dict[str, tuple[str, int | None, str]] = {
     "detection": ("none", -1, "argmax"),
     "ipr": ("integral", 0, "integral"),
@@ -57,14 +59,17 @@ class TrainConfig:
     scale_factor: float = 0.35
     rotation_factor: float = 45.0
     half_body_prob: float = 0.3
-    # Optimisation (SimpleBaseline: Adam, warm-up, step decay)
+    # Optimisation (SimpleBaseline: Adam, warm-up, step decay; or AdamW and a cosine decay)
     epochs: int = 140
     batch_size: int = 32
+    optimizer: str = "adam"  # "adam" (weight decay as L2) | "adamw" (decoupled weight decay)
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 500
+    lr_schedule: str = "step"  # "step": times lr_factor at each of lr_steps | "cosine": to 0 at the last step
     lr_steps: list[int] = field(default_factory=lambda: [90, 120])
     lr_factor: float = 0.1
+    ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the weights
     amp: bool = True  # mixed precision on CUDA: float16 with loss scaling
     cpu_bf16: bool = False  # bfloat16 autocast on CPU: faster where it has AVX512-BF16/AMX, slow elsewhere
     # Run
@@ -81,6 +86,12 @@ class TrainConfig:
         """``(coord_loss, heatmap_epochs, decoder)`` after applying the method's defaults."""
         if self.method not in METHODS:
             raise ConfigError(f"method: unknown {self.method!r}; choose from {sorted(METHODS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer: unknown {self.optimizer!r}; choose from {list(OPTIMIZERS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule: unknown {self.lr_schedule!r}; choose from {list(LR_SCHEDULES)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay: expected 0 (off) or a decay in (0, 1), got {self.ema_decay}")
         coord, heatmap, decoder = METHODS[self.method]
         heatmap = self.aug_epochs if heatmap is None else heatmap
         return (

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from pose.data import AugmentConfig, TopDownDataset, make_loader, set_loader_epoch
@@ -61,10 +62,15 @@ class Trainer:
         )
         self.val_loader = make_loader(self.val_set, config.batch_size, False, config.num_workers, 0, sharded)
         self.steps = _steps_per_epoch(len(self.train_loader), config)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_schedule(config, self.steps))
+        # The averaged copy (ema_decay > 0) is what validates and what is saved; BN statistics average too
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+            if config.ema_decay > 0
+            else None
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp and self.device.type == "cuda")
         self.net = nn.parallel.DistributedDataParallel(self.model) if sharded else self.model
         self.epoch, self.best = 0, -math.inf
@@ -122,6 +128,8 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             total, count = total + loss.item(), count + 1
             bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.1e}")
         return distributed.mean(total / max(count, 1))
@@ -132,14 +140,19 @@ class Trainer:
             return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.cpu_bf16)
         return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.scaler.is_enabled())
 
+    @property
+    def eval_model(self) -> PoseModel:
+        """The weights that validate and ship: the averaged copy when ``ema_decay`` > 0, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
     @torch.no_grad()
     def validate(self, decoder: str | None = None) -> dict[str, Any]:
         """Decode the validation set (default: the run's decoder) and score it on all ranks together."""
-        self.model.eval()
+        model = self.eval_model.eval()
         rows: dict[int, tuple] = {}
         quiet = self.rank != 0
         for batch in tqdm(self.val_loader, desc="validating", disable=quiet, leave=False, dynamic_ncols=True):
-            logits = self.model(batch["image"].to(self.device)).float()
+            logits = model(batch["image"].to(self.device)).float()
             coords, scores = DECODERS[decoder or self.decoder](logits, self.config.beta)
             image_xy = apply_affine(coords.cpu().numpy(), batch["matrix"].numpy())  # heatmap -> image px
             for i, ann_id in enumerate(batch["ann_id"].tolist()):  # keyed: drops the sampler's padding
@@ -186,7 +199,7 @@ class Trainer:
         score = selection_score(record)
         if score is not None and score > self.best:
             self.best = score
-            self.model.save_pretrained(self.out / "best")
+            self.eval_model.save_pretrained(self.out / "best")
         payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -194,6 +207,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "best": self.best,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "torch_rng": torch.get_rng_state(),  # nothing in the step draws from it today; kept for exactness
         }
         tmp = self.out / (STATE_FILE + ".tmp")
@@ -213,6 +227,12 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
         self.epoch, self.best = int(payload["epoch"]), float(payload["best"])
+        if self.ema is not None and payload.get("ema") is not None:
+            self.ema.load_state_dict(payload["ema"])
+        elif self.ema is not None:  # a state from before ema_decay was set: average from the model onwards
+            self.ema = AveragedModel(
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema_decay), use_buffers=True
+            )
         if "torch_rng" in payload:  # absent in states written before it was recorded; nothing draws from it
             torch.set_rng_state(payload["torch_rng"])
         if self.rank == 0:
@@ -222,7 +242,7 @@ class Trainer:
 
     def _save_final(self, folder: Path) -> None:
         """The final PoseModel folder with its model card; pushed to the Hub when ``hub_repo`` is set."""
-        self.model.save_pretrained(folder)
+        self.eval_model.save_pretrained(folder)
         metrics = self.out / "metrics.jsonl"
         lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []  # epochs=0
         write_model_card(
@@ -232,7 +252,7 @@ class Trainer:
         if not self.config.hub_repo:
             return
         try:
-            self.model.push_to_hub(self.config.hub_repo)
+            self.eval_model.push_to_hub(self.config.hub_repo)
             print(f"pushed to the Hugging Face Hub: {self.config.hub_repo}")
         except Exception as err:  # offline, no token, no rights: the local copy is what matters
             print(
@@ -320,10 +340,14 @@ def _steps_per_epoch(batches: int, config: TrainConfig) -> int:
 
 
 def _lr_schedule(config: TrainConfig, steps_per_epoch: int):
-    """Linear warm-up over ``warmup_steps``, then times ``lr_factor`` at each epoch listed in ``lr_steps``."""
+    """Linear warm-up over ``warmup_steps``, then either times ``lr_factor`` at each epoch listed in
+    ``lr_steps`` (``step``) or a half cosine from 1 to 0 over the whole run (``cosine``)."""
+    total = max(1, config.epochs * steps_per_epoch)
 
     def factor(step: int) -> float:
         warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        if config.lr_schedule == "cosine":
+            return warm * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
         epoch = step // steps_per_epoch
         return warm * config.lr_factor ** sum(epoch >= e for e in config.lr_steps)
 
