@@ -1,0 +1,60 @@
+"""What a model's logits look like against the compensation's assumption (paper Eq. 6): the background
+level away from each map's peak, and how often a map has a second mode (left/right confusion, a
+neighbour's joint), the case the compensation cannot undo.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _peak_distances(logits: Tensor) -> Tensor:
+    """``(B, K, H, W)`` distance in heatmap pixels from every pixel to its map's arg-max pixel."""
+    b, k, h, w = logits.shape
+    peak = logits.flatten(2).argmax(-1)  # (B, K)
+    py, px = (peak // w).float(), (peak % w).float()
+    ys = torch.arange(h, dtype=torch.float32, device=logits.device).view(1, 1, h, 1)
+    xs = torch.arange(w, dtype=torch.float32, device=logits.device).view(1, 1, 1, w)
+    return torch.hypot(xs - px[..., None, None], ys - py[..., None, None])
+
+
+def background_levels(logits: Tensor, radius: float = 6.0) -> Tensor:
+    """Mean logit of the pixels farther than ``radius`` heatmap px from each map's arg-max pixel.
+
+    The compensation is exact when this is 0 (every background pixel then has softmax weight
+    ``exp(beta * 0) = 1``); a mean of ``b`` over ``n`` pixels adds ``n * expm1(beta * b)`` of
+    uncompensated weight at the grid's centre.
+
+    Args:
+        logits: ``(B, K, H, W)`` raw network output.
+        radius: heatmap pixels around the peak that count as the peak's, not the background's.
+
+    Returns:
+        ``(B, K)`` float32 mean background logit per map (NaN where no pixel is that far).
+    """
+    logits = logits.float()
+    far = _peak_distances(logits) > radius
+    total = torch.where(far, logits, torch.zeros_like(logits)).sum((-2, -1))
+    return total / far.sum((-2, -1)).float()  # 0 / 0 = NaN: a map smaller than the radius
+
+
+def second_modes(logits: Tensor, ratio: float = 0.5, min_distance: float = 6.0) -> Tensor:
+    """Whether each map has a second mode: a local maximum (over its 5×5 neighbourhood) more than
+    ``min_distance`` heatmap px from the arg-max whose logit is at least ``ratio`` times the peak's.
+
+    Args:
+        logits: ``(B, K, H, W)`` raw network output (peaks positive, background near 0).
+        ratio: the second mode's height as a share of the peak's.
+        min_distance: heatmap pixels; nearer maxima are the same mode's ripples.
+
+    Returns:
+        ``(B, K)`` bool; False for maps whose peak is not positive (no mode to compare against).
+    """
+    logits = logits.float()
+    peak = logits.flatten(2).amax(-1)  # (B, K)
+    local_max = logits == F.max_pool2d(logits, 5, stride=1, padding=2)
+    high = logits >= ratio * peak[..., None, None]
+    far = _peak_distances(logits) > min_distance
+    return (local_max & high & far).flatten(2).any(-1) & (peak > 0)
