@@ -45,7 +45,8 @@ class Detections:
         boxes: ``(N, 4)`` float32 boxes ``(x1, y1, x2, y2)`` in image pixels, corners of the image being
             ``(0, 0)`` and ``(W, H)``; every box lies inside the image and is at least 1 px wide and high.
         scores: ``(N,)`` float32 detector confidences in [0, 1], descending. The whole-image fallback,
-            which detects nothing, reports 1.0.
+            which detects nothing, reports 1.0. (``app.photo.PhotoSession.shown`` reuses this type for the
+            boxes on screen: a visitor's hand-drawn boxes follow the detector's, with score NaN.)
         detector: human-readable name of what ran, e.g. ``"YOLO (yolo11n.pt)"``.
         note: why a fallback ran and whether people were dropped by ``max_people``; "" when neither.
     """
