@@ -292,7 +292,7 @@ class PhotoTab:
         # A click carries gr.SelectData, which API clients cannot send: they use /add_box instead.
         overlay.select(
             self.on_click,
-            [session, joint, beta, shown, view],
+            inputs,
             self._photo_outputs,
             api_visibility="private",
             **edit,
@@ -339,7 +339,7 @@ class PhotoTab:
         )
 
     def _edited(self, edit, session: PhotoSession | None, *args) -> PhotoSession:
-        """``edit(session, *args)``, or a visible warning (and no change) when it cannot be done."""
+        """``edit(session, *args)``, or an error shown to the visitor (boxes unchanged) if it cannot be."""
         if session is None:
             raise gr.Error("Upload a photo or pick an example first.", title="No photo yet")
         try:
@@ -347,13 +347,18 @@ class PhotoTab:
         except BoxError as err:
             raise gr.Error(str(err), title="Box not changed") from None
 
-    def on_click(self, session: PhotoSession | None, joint: Any, beta, shown, view, evt: gr.SelectData):
+    def on_click(
+        self, session: PhotoSession | None, person: Any, joint: Any, beta, shown, view, evt: gr.SelectData
+    ):
         """A click on the overlay: the first marks a corner, the second adds the box and reruns the pose."""
         if not isinstance(evt.index, list | tuple) or len(evt.index) != 2:
             return tuple(gr.skip() for _ in self._photo_outputs)
         edited = self._edited(click, session, tuple(evt.index), float(beta))
-        person = edited.num_boxes - 1 if edited.corner is None else 0
-        return self._session_outputs(edited, max(person, 0), joint, beta, shown, view)
+        if edited.corner is None:  # the box was added: show its person
+            person = edited.num_boxes - 1
+        elif not (isinstance(person, int | float) and 0 <= person < edited.num_boxes):
+            person = 0
+        return self._session_outputs(edited, int(person), joint, beta, shown, view)
 
     def on_add_box(self, session: PhotoSession | None, text: str, joint: Any, beta, shown, view):
         """Add the typed box ``x1, y1, x2, y2`` (original photo pixels) as a person; rerun the pose."""

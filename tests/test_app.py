@@ -456,15 +456,16 @@ def test_two_clicks_on_the_photo_draw_a_box(tiny_model_dir):
     session, *_ = tab.on_photo({"path": bus_photo()}, None, 10.0, OVERLAYS, SOFTMAX)
     found = session.num_boxes
     first = tab.on_click(
-        session, 0, 10.0, OVERLAYS, SOFTMAX, gr.SelectData(None, {"index": [65, 875], "value": None})
+        session, 1, 0, 10.0, OVERLAYS, SOFTMAX, gr.SelectData(None, {"index": [65, 875], "value": None})
     )
     assert first[0].corner == (65.0, 875.0) and first[0].num_boxes == found
-    assert "First corner at (65, 875)" in first[6]
+    assert "First corner at (65, 875)" in first[6] and first[1].value == 1  # person 2 stays selected
     assert not np.array_equal(first[3][870:881, 60:71], session.photo.image[870:881, 60:71])  # marked
     second = tab.on_click(
-        first[0], 0, 10.0, OVERLAYS, SOFTMAX, gr.SelectData(None, {"index": [0, 550], "value": None})
+        first[0], 1, 0, 10.0, OVERLAYS, SOFTMAX, gr.SelectData(None, {"index": [0, 550], "value": None})
     )
     added = second[0]
+    assert second[1].value == found  # the new person is shown
     assert added.corner is None and added.num_boxes == found + 1 and added.num_people == found + 1
     np.testing.assert_array_equal(added.boxes[-1], [0, 550, 65, 875])
     assert np.isnan(added.scores[-1]) and "1 drawn by hand" in second[6]
