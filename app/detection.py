@@ -24,6 +24,16 @@ _SSD_SIZE = 300  # the side the graph resizes every image to
 # The graph's own NMS (IoU 0.6) lets through upper-body duplicates of a person (IoU 0.58, score 0.34 on
 # zidane.jpg at 640 px); a second pass at the original SSD paper's 0.45 removes them.
 SSD_NMS_IOU = 0.45
+# Small people: at 300 x 300 a 150-px child in a 1352 x 900 photo is 33 px high and goes unseen (kite.jpg).
+# Photos whose short side is at least two network inputs are also read in overlapping square tiles of half
+# the short side, each seen at 300 x 300 — twice the resolution or more (benchmarks/detector_recall.py).
+TILE_FRACTION = 0.5  # tile side / the photo's short side
+TILE_OVERLAP = 0.25  # of a tile's side: a person narrower than this lies whole in some tile
+MIN_TILE_SIDE = _SSD_SIZE  # tiles smaller than the network's input add no resolution, only cut people
+# A box over half a tile high is a person the whole-photo pass sees well, or a part of one (a torso, a head
+# and shoulders: zidane.jpg's tiles gave four such boxes, scores 0.65-0.95): tiles keep only smaller ones.
+TILE_MAX_BOX_HEIGHT = 0.5
+EXTRA_MAX_SHARE = 0.5  # an extra pass's box sharing this much of its area with a whole-photo box is dropped
 _YOLO_TASKS = ("detect", "pose", "segment")  # tasks whose results carry axis-aligned person boxes
 
 
@@ -35,7 +45,8 @@ class Detections:
         boxes: ``(N, 4)`` float32 boxes ``(x1, y1, x2, y2)`` in image pixels, corners of the image being
             ``(0, 0)`` and ``(W, H)``; every box lies inside the image and is at least 1 px wide and high.
         scores: ``(N,)`` float32 detector confidences in [0, 1], descending. The whole-image fallback,
-            which detects nothing, reports 1.0.
+            which detects nothing, reports 1.0. (``app.photo.PhotoSession.shown`` reuses this type for the
+            boxes on screen: a visitor's hand-drawn boxes follow the detector's, with score NaN.)
         detector: human-readable name of what ran, e.g. ``"YOLO (yolo11n.pt)"``.
         note: why a fallback ran and whether people were dropped by ``max_people``; "" when neither.
     """
@@ -67,20 +78,59 @@ class _SsdliteOnnx:
 
     The graph holds the whole TF Object Detection pipeline: resize to 300 x 300, ``x / 127.5 - 1``, the
     network, sigmoid scores and NMS (IoU 0.6); it returns up to 100 boxes as normalised
-    ``(ymin, xmin, ymax, xmax)``, scores sorted, class 1 = person. A stricter NMS follows here.
+    ``(ymin, xmin, ymax, xmax)``, scores sorted, class 1 = person. Here the whole photo goes through it
+    and, with ``extra_passes``, either its tiles (:func:`tiles`, large photos) or its mirror image (small
+    ones); a stricter NMS merges them.
+
+    Args:
+        path: the ONNX file.
+        num_threads: onnxruntime's intra-op threads.
+        extra_passes: False reads the whole photo once, as the detector first shipped.
     """
 
     name = SSDLITE_NAME
 
-    def __init__(self, path: Path, num_threads: int):
+    def __init__(self, path: Path, num_threads: int, extra_passes: bool = True):
         import onnxruntime as ort  # deferred: importing the module must stay cheap
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.extra_passes = extra_passes
 
     def __call__(self, image: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        whole = self._detect(image, score_threshold)
+        extra = self._extra_passes(image, score_threshold) if self.extra_passes else []
+        # Extra passes only add people the whole-photo pass missed: a box lying mostly on one it found is
+        # dropped. Otherwise a confident head-and-shoulders box (0.99 in zidane.jpg's mirror image at 640 px)
+        # would out-score and suppress that person's full box.
+        extra = [(b[~_overlaps(b, whole[0])], s[~_overlaps(b, whole[0])]) for b, s in extra]
+        boxes = np.concatenate([whole[0], *(b for b, _ in extra)])
+        scores = np.concatenate([whole[1], *(s for _, s in extra)])
+        keep = _nms(boxes, scores, SSD_NMS_IOU)
+        return boxes[keep], scores[keep]
+
+    def _extra_passes(self, image: np.ndarray, score_threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Boxes from the tiles of a large photo, or from the mirror image of a small one."""
+        h, w = image.shape[:2]
+        grid = tiles((h, w))
+        if not grid:
+            # A small photo has no small people to tile for; a second look at its mirror image finds people
+            # in poses the network scores low one way round (LSPET sample: see the README).
+            boxes, scores = self._detect(np.ascontiguousarray(image[:, ::-1]), score_threshold)
+            return [(np.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], 1), scores)]
+        found = []
+        for x0, y0, x1, y1 in grid:
+            boxes, scores = self._detect(np.ascontiguousarray(image[y0:y1, x0:x1]), score_threshold)
+            keep = boxes[:, 3] - boxes[:, 1] < TILE_MAX_BOX_HEIGHT * min(x1 - x0, y1 - y0)
+            boxes = boxes + np.array([x0, y0, x0, y0], np.float32)
+            keep &= _inside_inner_borders(boxes, (x0, y0, x1, y1), (h, w))
+            found.append((boxes[keep], scores[keep]))
+        return found
+
+    def _detect(self, image: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """One pass of the graph: boxes ``(N, 4)`` xyxy in ``image`` pixels and their scores."""
         h, w = image.shape[:2]
         # Resizing here rather than in the graph sends 270 kB instead of the photo; bilinear like the graph's
         # own resize and the package's api.py (INTER_AREA's smoother input gave a spurious 0.45 box).
@@ -89,9 +139,50 @@ class _SsdliteOnnx:
         n = int(num[0])
         keep = (classes[0, :n] == 1) & (scores[0, :n] >= score_threshold)
         yxyx, scores = boxes[0, :n][keep], scores[0, :n][keep]
-        xyxy = yxyx[:, [1, 0, 3, 2]] * np.array([w, h, w, h], dtype=np.float32)
-        keep = _nms(xyxy, scores, SSD_NMS_IOU)
-        return xyxy[keep], scores[keep]
+        return yxyx[:, [1, 0, 3, 2]] * np.array([w, h, w, h], dtype=np.float32), scores
+
+
+def tiles(image_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Overlapping square tiles ``(x0, y0, x1, y1)`` covering an image of ``(H, W)`` px; [] when small.
+
+    Tiles have side ``TILE_FRACTION`` x the short side and overlap by at least ``TILE_OVERLAP`` of it;
+    none when that side is under ``MIN_TILE_SIDE`` (they would add no resolution).
+    """
+    h, w = image_hw
+    side = int(round(min(h, w) * TILE_FRACTION))
+    if side < MIN_TILE_SIDE:
+        return []
+
+    def starts(length: int) -> np.ndarray:
+        count = int(np.ceil((length - side) / (side * (1 - TILE_OVERLAP)))) + 1
+        return np.round(np.linspace(0, length - side, count)).astype(int)
+
+    return [(int(x), int(y), int(x) + side, int(y) + side) for y in starts(h) for x in starts(w)]
+
+
+def _inside_inner_borders(boxes: np.ndarray, tile: tuple[int, int, int, int], image_hw: tuple[int, int]):
+    """``(N,)`` bool: boxes that no inner tile border cuts (a cut box is part of a person; another tile
+    or the whole-photo pass holds all of them). Borders on the image's own edge cut nothing."""
+    (x0, y0, x1, y1), (h, w), margin = tile, image_hw, 2.0
+    keep = np.ones(len(boxes), bool)
+    keep &= (x0 == 0) | (boxes[:, 0] > x0 + margin)
+    keep &= (y0 == 0) | (boxes[:, 1] > y0 + margin)
+    keep &= (x1 >= w) | (boxes[:, 2] < x1 - margin)
+    keep &= (y1 >= h) | (boxes[:, 3] < y1 - margin)
+    return keep
+
+
+def _overlaps(boxes: np.ndarray, others: np.ndarray, share: float = EXTRA_MAX_SHARE) -> np.ndarray:
+    """``(N,)`` bool: boxes ``(N, 4)`` whose intersection with one of ``others`` ``(M, 4)`` covers at least
+    ``share`` of the smaller of the two (xyxy)."""
+    if len(boxes) == 0 or len(others) == 0:
+        return np.zeros(len(boxes), bool)
+    lo = np.maximum(boxes[:, None, :2], others[None, :, :2])
+    hi = np.minimum(boxes[:, None, 2:], others[None, :, 2:])
+    inter = np.prod((hi - lo).clip(0), axis=-1)
+    area = lambda b: np.prod(b[:, 2:] - b[:, :2], axis=-1)  # noqa: E731
+    smaller = np.minimum(area(boxes)[:, None], area(others)[None, :])
+    return (inter >= share * np.maximum(smaller, 1e-6)).any(axis=1)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, max_iou: float) -> np.ndarray:
@@ -182,19 +273,24 @@ class PersonDetector:
         yolo_model: weights name or path (downloaded by ultralytics when online), a ``.yaml`` config
             (untrained network), or an ultralytics ``YOLO`` object. Default: env ``YOLO_MODEL`` or
             ``"yolo11n.pt"``.
-        score_threshold: drop people scored below this (0-1).
+        score_threshold: drop people scored below this (0-1). 0.25 (YOLO's own default) rather than
+            0.3 finds more people the offline detector is unsure of, with no false box on the
+            benchmark's photos.
         max_people: keep at most this many, the most confident; the note says when some were dropped.
         onnx_path: the offline detector's ONNX file.
         num_threads: CPU threads for onnxruntime.
+        extra_passes: let the offline detector also read large photos in tiles (small people) and small
+            photos mirrored; False is the detector as first shipped (one pass).
     """
 
     def __init__(
         self,
         yolo_model: Any = None,
-        score_threshold: float = 0.3,
+        score_threshold: float = 0.25,
         max_people: int = 10,
         onnx_path: str | os.PathLike = DEFAULT_ONNX_PATH,
         num_threads: int = 2,
+        extra_passes: bool = True,
     ):
         if max_people < 1:
             raise ValueError(f"max_people must be at least 1, got {max_people}")
@@ -202,7 +298,7 @@ class PersonDetector:
             yolo_model = os.environ.get("YOLO_MODEL", DEFAULT_YOLO_MODEL)
         self.yolo_model = yolo_model
         self.score_threshold, self.max_people = score_threshold, max_people
-        self.onnx_path, self.num_threads = Path(onnx_path), num_threads
+        self.onnx_path, self.num_threads, self.extra_passes = Path(onnx_path), num_threads, extra_passes
         self._backend: _Yolo | _SsdliteOnnx | None = None
         self._load_note = ""
         self._loaded = False
@@ -232,7 +328,7 @@ class PersonDetector:
         if not self.onnx_path.is_file():
             return None, f"the offline detector {self.onnx_path} is missing"
         try:
-            return _SsdliteOnnx(self.onnx_path, self.num_threads), ""
+            return _SsdliteOnnx(self.onnx_path, self.num_threads, self.extra_passes), ""
         except Exception as err:  # onnxruntime missing or the file unreadable: fall back to the whole image
             return None, f"the offline detector could not be loaded ({type(err).__name__}: {err})"
 

@@ -1,11 +1,12 @@
-"""One visitor's photo: people found, the network run once, its logits kept per session, and cheap
-re-decoding at any beta with the three decoders (argmax, integral J_r, debiased J_o).
+"""One visitor's photo: people found (and boxes the visitor adds or removes by hand), the network run once
+on the boxes shown, its logits kept per session, and cheap re-decoding at any beta with the three decoders
+(argmax, integral J_r, debiased J_o).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,12 @@ from pose.inference import Prediction, Predictor
 
 DECODER_NAMES = ("integral", "debiased", "argmax")
 TABLE_COLUMNS = ["joint", "J_r x", "J_r y", "J_o x", "J_o y", "shift (px)", "score"]
+MIN_HAND_BOX_SIDE = 8.0  # px of the analysed photo; a smaller box holds no person the model can see
+MAX_BOXES = 20  # the network runs on every box again after each edit: bound the work a visitor can ask
+
+
+class BoxError(ValueError):
+    """A hand-drawn box that cannot be used; the message is written for the app's visitors."""
 
 
 @dataclass
@@ -30,23 +37,50 @@ class PhotoSession:
 
     Attributes:
         photo: the photo as analysed (possibly downscaled; see ``Photo.scale``).
-        detections: the person boxes, in ``photo.image`` pixels.
+        detections: what the detector returned, in ``photo.image`` pixels (kept to report it).
+        boxes: ``(N, 4)`` float32 ``(x1, y1, x2, y2)``, ``photo.image`` pixels: the boxes shown, on which
+            the network ran — the detector's, less those the visitor removed, plus those drawn by hand.
+        scores: ``(N,)`` float32 detector score of each box; NaN for a box drawn by hand.
         model: the model that produced ``logits``, or None when there is no model.
         predictor: the session's Predictor with the cached logits, or None without a model / people.
         logits: ``(N, K, h, w)`` float32 CPU logits of the N people (a copy kept for the heatmap view).
         timings_ms: how long detection and the network took.
+        removed: how many of the detector's boxes the visitor removed.
+        corner: ``(x, y)`` of the first corner of a box being drawn by clicks, or None.
     """
 
     photo: Photo
     detections: Detections
+    boxes: np.ndarray | None = None
+    scores: np.ndarray | None = None
     model: LoadedModel | None = None
     predictor: Predictor | None = None
     logits: torch.Tensor | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    removed: int = 0
+    corner: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if self.boxes is None:  # a new photo: the detector's boxes, as found
+            self.boxes, self.scores = self.detections.boxes, self.detections.scores
 
     @property
     def num_people(self) -> int:
         return 0 if self.logits is None else int(self.logits.shape[0])
+
+    @property
+    def num_boxes(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def by_hand(self) -> np.ndarray:
+        """``(N,)`` bool: which boxes the visitor drew."""
+        return np.isnan(self.scores)
+
+    @property
+    def shown(self) -> Detections:
+        """The boxes shown, as :class:`Detections` for drawing (hand-drawn ones have a NaN score)."""
+        return Detections(self.boxes, self.scores, self.detections.detector, self.detections.note)
 
 
 @dataclass(frozen=True)
@@ -77,14 +111,92 @@ def analyse(photo: Photo, detector: PersonDetector, loaded: LoadedModel | None, 
     detections = detector(photo.image)
     session = PhotoSession(photo=photo, detections=detections, model=loaded)
     session.timings_ms["detection"] = (time.perf_counter() - start) * 1e3
-    if loaded is None or len(detections) == 0:
+    return run_pose(session, beta)
+
+
+def run_pose(session: PhotoSession, beta: float) -> PhotoSession:
+    """Run the network once on every box shown (none without a model or boxes); caches the logits."""
+    session.predictor, session.logits = None, None
+    session.timings_ms.pop("pose network", None)
+    if session.model is None or session.num_boxes == 0:
         return session
     start = time.perf_counter()
-    predictor = Predictor(loaded.model)  # cheap: shares the model's weights, owns its cache
-    predictor.predict(photo.image, detections.boxes, decoder="debiased", beta=beta)
+    predictor = Predictor(session.model.model)  # cheap: shares the model's weights, owns its cache
+    predictor.predict(session.photo.image, session.boxes, decoder="debiased", beta=beta)
     session.predictor, session.logits = predictor, predictor.logits
     session.timings_ms["pose network"] = (time.perf_counter() - start) * 1e3
     return session
+
+
+def hand_box(
+    session: PhotoSession, corner_a: tuple[float, float], corner_b: tuple[float, float]
+) -> np.ndarray:
+    """The ``(4,)`` float32 box with two opposite corners (any order), clipped to the photo.
+
+    Raises:
+        BoxError: if the clipped box is under ``MIN_HAND_BOX_SIDE`` px on a side, or not finite.
+    """
+    h, w = session.photo.image.shape[:2]
+    (xa, ya), (xb, yb) = corner_a, corner_b
+    box = np.array([min(xa, xb), min(ya, yb), max(xa, xb), max(ya, yb)], dtype=np.float64)
+    if not np.isfinite(box).all():
+        raise BoxError(f"box corners must be numbers, got {corner_a} and {corner_b}")
+    box = box.clip(0, [w, h, w, h])
+    width, height = box[2] - box[0], box[3] - box[1]
+    if min(width, height) < MIN_HAND_BOX_SIDE:
+        raise BoxError(
+            f"that box is {width:.0f} × {height:.0f} px inside the photo; draw one at least "
+            f"{MIN_HAND_BOX_SIDE:.0f} px on each side around the whole person"
+        )
+    return box.astype(np.float32)
+
+
+def add_box(session: PhotoSession, box: np.ndarray, beta: float) -> PhotoSession:
+    """A new session with ``box`` (from :func:`hand_box`) added as the last person; the network runs again.
+
+    Raises:
+        BoxError: if the photo already has ``MAX_BOXES`` boxes.
+    """
+    if session.num_boxes >= MAX_BOXES:
+        raise BoxError(f"this photo already has {MAX_BOXES} person boxes; remove one first")
+    boxes = np.concatenate([session.boxes, np.asarray(box, np.float32).reshape(1, 4)])
+    scores = np.append(session.scores, np.float32(np.nan)).astype(np.float32)
+    edited = replace(session, boxes=boxes, scores=scores, corner=None, timings_ms=dict(session.timings_ms))
+    return run_pose(edited, beta)
+
+
+def remove_box(session: PhotoSession, index: int, beta: float) -> PhotoSession:
+    """A new session without box ``index`` (0-based); the network runs again on the others.
+
+    Raises:
+        BoxError: if there is no box ``index``.
+    """
+    if not 0 <= index < session.num_boxes:
+        raise BoxError(f"there is no person {index + 1} to remove (the photo has {session.num_boxes})")
+    keep = np.arange(session.num_boxes) != index
+    removed = session.removed + int(not session.by_hand[index])
+    edited = replace(
+        session,
+        boxes=session.boxes[keep],
+        scores=session.scores[keep],
+        removed=removed,
+        corner=None,
+        timings_ms=dict(session.timings_ms),
+    )
+    return run_pose(edited, beta)
+
+
+def click(session: PhotoSession, xy: tuple[float, float], beta: float) -> PhotoSession:
+    """A click on the photo at ``xy`` (photo pixels): the first marks a corner, the second adds the box.
+
+    Raises:
+        BoxError: if the two corners make no usable box (the first corner is then forgotten).
+    """
+    if session.corner is None:
+        return replace(session, corner=(float(xy[0]), float(xy[1])))
+    first = session.corner
+    session.corner = None  # a failed second click starts over rather than sticking to a bad corner
+    return add_box(session, hand_box(session, first, xy), beta)
 
 
 def decode(session: PhotoSession, beta: float) -> Decoded | None:
@@ -148,17 +260,30 @@ def joint_map(
     return JointMap(values[0, 0].numpy(), estimates, omegas.numpy(), as_softmax)
 
 
+def _people(n: int) -> str:
+    return f"{n} {'person' if n == 1 else 'people'}"
+
+
 def status_text(session: PhotoSession) -> str:
-    """Markdown: which detector ran and why, how many people, timings and what was done to the photo."""
+    """Markdown: which detector ran and why, how many people, the visitor's box edits, timings and what
+    was done to the photo."""
     det = session.detections
     lines = [f"**Detector:** {det.detector}" + (f" — {det.note}" if det.note else "")]
     if len(det) == 0:
         lines.append(
-            "**No person found in this photo.** Try one where people are larger or less hidden; "
-            "the detector only looks for people."
+            "**No person found in this photo.** Draw a box around someone by clicking two opposite corners "
+            "on the image, or try a photo where people are larger or less hidden."
         )
     else:
-        lines.append(f"Found {len(det)} {'person' if len(det) == 1 else 'people'}.")
+        lines.append(f"Found {_people(len(det))}.")
+    drawn = int(session.by_hand.sum())
+    if drawn or session.removed:
+        edits = [f"{drawn} drawn by hand"] if drawn else []
+        edits += [f"{session.removed} of the detector's removed"] if session.removed else []
+        lines.append(f"**Pose on {_people(session.num_boxes)}**: {', '.join(edits)}.")
+    if session.corner is not None:
+        x, y = (round(v / session.photo.scale) for v in session.corner)
+        lines.append(f"**First corner at ({x}, {y})**: click the opposite corner of the person's box.")
     if session.model is None:
         lines.append(
             "⚠️ No pose model is loaded, so only the person boxes are shown (see the *Model picker* below)."

@@ -1,5 +1,6 @@
-"""Tab 1, "Your photo": upload / webcam / examples, people, overlays, the per-joint table, the heatmap of
-one joint, the beta slider that re-decodes cached logits, and the model picker.
+"""Tab 1, "Your photo": upload / webcam / examples, people (found, or boxes drawn by hand and removed),
+overlays, the per-joint table, the heatmap of one joint, the beta slider that re-decodes cached logits, and
+the model picker.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import gradio as gr
 import numpy as np
 import pandas as pd
@@ -18,13 +20,30 @@ import pandas as pd
 from app.detection import PersonDetector
 from app.images import PhotoError, read_photo
 from app.model import CheckpointError, LoadedModel, ModelStore
-from app.photo import TABLE_COLUMNS, PhotoSession, analyse, decode, joint_map, keypoint_table, status_text
+from app.photo import (
+    TABLE_COLUMNS,
+    BoxError,
+    PhotoSession,
+    add_box,
+    analyse,
+    click,
+    decode,
+    hand_box,
+    joint_map,
+    keypoint_table,
+    remove_box,
+    status_text,
+)
 from app.plots import DEFAULT_OVERLAYS, OVERLAY_CHOICES, draw_overlay, joint_figure
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 SOFTMAX_VIEW, LOGITS_VIEW = "softmax at β", "logits (implicit heatmap)"
 DEFAULT_BETA = 10.0
 TABLE_LABEL = "Per joint, in the original photo's pixels (shift = |J_o − J_r|, score = J_o's confidence)"
+BOX_HELP = (
+    "**Someone missing?** Click two opposite corners of their box on the image above (or type the box "
+    "below). **A wrong box?** Pick that person in *Person* and remove it. The pose runs on the boxes shown."
+)
 
 
 def _photo_source(payload: Any) -> str | io.BytesIO | None:
@@ -73,6 +92,39 @@ def _empty_outputs(message: str) -> tuple:
         message,
         "",
     )
+
+
+def parse_box(text: str, scale: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Two corners in analysed-photo pixels from ``"x1, y1, x2, y2"`` in the original photo's pixels.
+
+    Raises:
+        BoxError: unless the text holds exactly four numbers.
+    """
+    try:
+        values = [float(v) for v in str(text).replace(",", " ").split()]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise BoxError(f"type a box as four numbers x1, y1, x2, y2 (photo pixels), got {text!r}")
+    x1, y1, x2, y2 = (v * scale for v in values)
+    return (x1, y1), (x2, y2)
+
+
+def _person_choices(session: PhotoSession) -> list[tuple[str, int]]:
+    return [
+        (f"Person {i + 1} (drawn by hand)" if np.isnan(s) else f"Person {i + 1} (detector score {s:.2f})", i)
+        for i, s in enumerate(session.scores)
+    ]
+
+
+def _mark_corner(image: np.ndarray, corner: tuple[float, float]) -> np.ndarray:
+    """The overlay with a cross-hair at the first corner of a box being drawn (a copy)."""
+    marked, (x, y) = image.copy(), (round(corner[0]), round(corner[1]))
+    r = max(6, round(max(image.shape[:2]) / 80))
+    for colour, width in (((0, 0, 0), 4), ((255, 230, 0), 2)):
+        cv2.line(marked, (x - r, y), (x + r, y), colour, width, cv2.LINE_AA)
+        cv2.line(marked, (x, y - r), (x, y + r), colour, width, cv2.LINE_AA)
+    return marked
 
 
 def _timing_text(session: PhotoSession, beta: float, ms: float) -> str:
@@ -144,6 +196,16 @@ class PhotoTab:
                     elem_id="overlay",
                 )
                 timing = gr.Markdown(elem_id="decode-timing")
+                gr.Markdown(BOX_HELP)
+                with gr.Row():
+                    box_text = gr.Textbox(
+                        label="Person box x1, y1, x2, y2 (photo pixels)",
+                        placeholder="e.g. 100, 40, 260, 420",
+                        scale=3,
+                        elem_id="box-text",
+                    )
+                    add_btn = gr.Button("Add box", scale=1, elem_id="add-box")
+                    remove_btn = gr.Button("Remove the selected person", scale=1, elem_id="remove-box")
         with gr.Row():
             table = gr.Dataframe(
                 headers=TABLE_COLUMNS,
@@ -173,6 +235,7 @@ class PhotoTab:
         session = gr.State(None, time_to_live=1800)
 
         photo_outputs = [session, person, joint, overlay, table, heatmap, status, timing]
+        self._photo_outputs = photo_outputs
         render_inputs = [session, person, joint, beta, shown, view]
         render_outputs = [overlay, table, heatmap, timing]
         # preprocess=False: the photo arrives as Gradio's raw file record (see _photo_source).
@@ -203,6 +266,7 @@ class PhotoTab:
                 show_progress="hidden",
                 concurrency_limit=4,
             )
+        self._wire_boxes(overlay, box_text, add_btn, remove_btn, [session, person, joint, beta, shown, view])
         model_inputs = [photo, model, beta, shown, view]
         load_btn.click(
             self.on_load_model,
@@ -221,6 +285,27 @@ class PhotoTab:
             preprocess=False,
         )
 
+    def _wire_boxes(self, overlay, box_text, add_btn, remove_btn, inputs: list) -> None:
+        """Clicks on the overlay, the Add and Remove buttons: edit the session's boxes, rerun the pose."""
+        session, person, joint, beta, shown, view = inputs
+        edit = {"concurrency_limit": 2, "trigger_mode": "once"}
+        # A click carries gr.SelectData, which API clients cannot send: they use /add_box instead.
+        overlay.select(
+            self.on_click,
+            inputs,
+            self._photo_outputs,
+            api_visibility="private",
+            **edit,
+        )
+        add_btn.click(
+            self.on_add_box,
+            [session, box_text, joint, beta, shown, view],
+            self._photo_outputs,
+            api_name="add_box",
+            **edit,
+        )
+        remove_btn.click(self.on_remove_box, inputs, self._photo_outputs, api_name="remove_box", **edit)
+
     def on_photo(self, payload: Any, model: LoadedModel | None, beta: float, shown: list[str], view: str):
         """Read the photo, find people, run the network once; returns every photo output."""
         source = _photo_source(payload)
@@ -230,26 +315,67 @@ class PhotoTab:
             photo = read_photo(source)
         except PhotoError as err:
             raise gr.Error(str(err), title="This photo cannot be used") from None
-        loaded = model or self.default_model
-        session = analyse(photo, self.detector, loaded, float(beta))
+        session = analyse(photo, self.detector, model or self.default_model, float(beta))
         decoded = decode(session, float(beta))
         joint = 0
         if decoded is not None:  # open the heatmap view on the joint the compensation moves most
             shift = np.linalg.norm(decoded.debiased.keypoints[0] - decoded.integral.keypoints[0], axis=1)
             joint = int(np.argmax(shift))
-        people = [
-            (f"Person {i + 1} (detector score {s:.2f})", i) for i, s in enumerate(session.detections.scores)
-        ]
-        names = loaded.model.schema.names if loaded is not None else ()
-        outputs = self.render(session, 0, joint, beta, shown, view)
+        return self._session_outputs(session, 0, joint, beta, shown, view)
+
+    def _session_outputs(self, session: PhotoSession, person: int, joint: Any, beta, shown, view) -> tuple:
+        """Every photo output for ``session``, showing ``person`` (index) and ``joint``."""
+        people = _person_choices(session)
+        names = session.model.model.schema.names if session.model is not None else ()
+        joint = int(joint) if isinstance(joint, int | float) and names else 0
+        outputs = self.render(session, person, joint, beta, shown, view)
         return (
             session,
-            gr.Dropdown(choices=people, value=0 if people else None),
+            gr.Dropdown(choices=people, value=person if people else None),
             gr.Dropdown(choices=[(n, k) for k, n in enumerate(names)], value=joint if names else None),
             *outputs[:3],
             status_text(session),
             outputs[3],
         )
+
+    def _edited(self, edit, session: PhotoSession | None, *args) -> PhotoSession:
+        """``edit(session, *args)``, or an error shown to the visitor (boxes unchanged) if it cannot be."""
+        if session is None:
+            raise gr.Error("Upload a photo or pick an example first.", title="No photo yet")
+        try:
+            return edit(session, *args)
+        except BoxError as err:
+            raise gr.Error(str(err), title="Box not changed") from None
+
+    def on_click(
+        self, session: PhotoSession | None, person: Any, joint: Any, beta, shown, view, evt: gr.SelectData
+    ):
+        """A click on the overlay: the first marks a corner, the second adds the box and reruns the pose."""
+        if not isinstance(evt.index, list | tuple) or len(evt.index) != 2:
+            return tuple(gr.skip() for _ in self._photo_outputs)
+        edited = self._edited(click, session, tuple(evt.index), float(beta))
+        if edited.corner is None:  # the box was added: show its person
+            person = edited.num_boxes - 1
+        elif not (isinstance(person, int | float) and 0 <= person < edited.num_boxes):
+            person = 0
+        return self._session_outputs(edited, int(person), joint, beta, shown, view)
+
+    def on_add_box(self, session: PhotoSession | None, text: str, joint: Any, beta, shown, view):
+        """Add the typed box ``x1, y1, x2, y2`` (original photo pixels) as a person; rerun the pose."""
+        scale = session.photo.scale if session is not None else 1.0
+
+        def typed(s: PhotoSession, text: str, beta: float) -> PhotoSession:
+            return add_box(s, hand_box(s, *parse_box(text, scale)), beta)
+
+        edited = self._edited(typed, session, text, float(beta))
+        return self._session_outputs(edited, edited.num_boxes - 1, joint, beta, shown, view)
+
+    def on_remove_box(self, session: PhotoSession | None, person: Any, joint: Any, beta, shown, view):
+        """Remove the selected person's box; rerun the pose on the others."""
+        if not isinstance(person, int | float):
+            raise gr.Error("Pick the person whose box to remove first.", title="Box not changed")
+        edited = self._edited(remove_box, session, int(person), float(beta))
+        return self._session_outputs(edited, 0, joint, beta, shown, view)
 
     def render(
         self, session: PhotoSession | None, person: Any, joint: Any, beta: float, shown: list, view: str
@@ -258,23 +384,23 @@ class PhotoTab:
         if session is None:
             return _empty_outputs("")[3:6] + ("",)
         start = time.perf_counter()
-        person = (
-            int(person) if isinstance(person, int | float) and 0 <= person < len(session.detections) else 0
-        )
+        person = int(person) if isinstance(person, int | float) and 0 <= person < session.num_boxes else 0
         joint = int(joint) if isinstance(joint, int | float) else 0
         decoded = decode(session, float(beta))
         schema = session.model.model.schema if session.model is not None else None
         image = draw_overlay(
             session.photo.image,
-            session.detections,
+            session.shown,
             decoded,
             schema.skeleton if schema else (),
             shown or [],
             person,
         )
+        if session.corner is not None:
+            image = _mark_corner(image, session.corner)
         table = keypoint_table(decoded, person, schema.names if schema else (), session.photo.scale)
         if decoded is None:
-            title = "no pose model loaded" if session.model is None else "no person found"
+            title = "no pose model loaded" if session.model is None else "no person box"
             return image, table, joint_figure(None, title, beta), ""
         joint = min(max(joint, 0), len(schema.names) - 1)
         data = joint_map(session, decoded, person, joint, float(beta), view != LOGITS_VIEW)

@@ -33,6 +33,7 @@ from app.images import MAX_SIDE, PhotoError, read_photo
 from app.model import ModelRefused, ModelStore, local_folders_allowed
 from app.photo_tab import PhotoTab, example_photos
 from app.ui import build_demo, launch_kwargs
+from pose.inference import Predictor
 from pose.keypoints import COCO_17
 from pose.models import CheckpointError, PoseModel
 from tests.fixtures import save_tiny_pose_model
@@ -384,3 +385,87 @@ def test_python_app_py_starts_offline_and_serves(tiny_model_dir):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --- Person boxes drawn by hand, removed by hand -------------------------------------------------------
+
+BUS_MISSED = "0, 550, 65, 875"  # the man cut by bus.jpg's left edge, whom the offline detector misses
+
+
+def person_labels(people: dict) -> list[str]:
+    return [label for label, _ in people["choices"]]
+
+
+def test_a_typed_box_adds_a_person_and_the_pose_runs_on_it(server, client):
+    _, forwards, store = server
+    people, *_ = analyse(client, bus_photo())
+    found = len(people["choices"])
+    calls = len(forwards)
+    people, _, overlay, table, _, status, _ = client.predict(
+        BUS_MISSED, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/add_box"
+    )
+    assert len(forwards) > calls, "the network must run on the new box"
+    labels = person_labels(people)
+    assert len(labels) == found + 1 and labels[-1] == f"Person {found + 1} (drawn by hand)"
+    assert people["value"] == found  # the new person is shown
+    assert "1 drawn by hand" in status and f"Pose on {found + 1} people" in status
+    # The table shows the new person: J_o as the model finds it in that box alone.
+    photo, box = read_photo(bus_photo()), np.array([[0, 550, 65, 875]], np.float32)
+    expected = Predictor(store.load_default().model).predict(photo.image, box * photo.scale, "debiased", 10.0)
+    np.testing.assert_allclose(
+        table_rows(table)[:, 2:4], expected.keypoints[0] / photo.scale, atol=0.06
+    )  # rounded to 0.1 px
+    redrawn, *_ = client.predict(found, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/redecode")
+    assert np.asarray(Image.open(redrawn)).shape == np.asarray(Image.open(overlay)).shape
+
+
+def test_removing_a_box_drops_that_person(client):
+    people, *_ = analyse(client, bus_photo())
+    labels = person_labels(people)
+    people, _, _, table, _, status, _ = client.predict(0, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/remove_box")
+    assert person_labels(people) == [f"Person {i}{label[8:]}" for i, label in enumerate(labels[1:], 1)]
+    assert "1 of the detector's removed" in status
+    for _ in labels[1:]:  # remove every box: no person left, an empty table and a plain message
+        people, _, _, table, _, status, _ = client.predict(
+            0, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/remove_box"
+        )
+    assert people["choices"] == [] and table["data"] in ([], [[]])
+    assert f"{len(labels)} of the detector's removed" in status
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("1, 2, 3", "four numbers"), ("a, b, c, d", "four numbers"), ("10, 10, 14, 400", "at least 8 px")],
+)
+def test_unusable_typed_boxes_are_refused_clearly(client, text, message):
+    analyse(client, bus_photo())
+    with pytest.raises(AppError, match=message):
+        client.predict(text, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/add_box")
+
+
+def test_box_edits_before_a_photo_say_to_upload_one(client):
+    with pytest.raises(AppError, match="Upload a photo"):
+        client.predict(BUS_MISSED, None, 10.0, OVERLAYS, SOFTMAX, api_name="/add_box")
+
+
+def test_two_clicks_on_the_photo_draw_a_box(tiny_model_dir):
+    """The overlay's select handler (what a browser click sends): corner, then the opposite corner."""
+    import gradio as gr
+
+    tab = PhotoTab(ModelStore(default=str(tiny_model_dir)), PersonDetector(yolo_model="no_such_weights.pt"))
+    session, *_ = tab.on_photo({"path": bus_photo()}, None, 10.0, OVERLAYS, SOFTMAX)
+    found = session.num_boxes
+    first = tab.on_click(
+        session, 1, 0, 10.0, OVERLAYS, SOFTMAX, gr.SelectData(None, {"index": [65, 875], "value": None})
+    )
+    assert first[0].corner == (65.0, 875.0) and first[0].num_boxes == found
+    assert "First corner at (65, 875)" in first[6] and first[1].value == 1  # person 2 stays selected
+    assert not np.array_equal(first[3][870:881, 60:71], session.photo.image[870:881, 60:71])  # marked
+    second = tab.on_click(
+        first[0], 1, 0, 10.0, OVERLAYS, SOFTMAX, gr.SelectData(None, {"index": [0, 550], "value": None})
+    )
+    added = second[0]
+    assert second[1].value == found  # the new person is shown
+    assert added.corner is None and added.num_boxes == found + 1 and added.num_people == found + 1
+    np.testing.assert_array_equal(added.boxes[-1], [0, 550, 65, 875])
+    assert np.isnan(added.scores[-1]) and "1 drawn by hand" in second[6]

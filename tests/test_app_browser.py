@@ -1,11 +1,13 @@
 """The app in a real browser: Debian's chromium driven by python playwright uploads an example photo, moves
-the beta slider, and sees the overlay image and the heatmap change; screenshots go to the test's tmp folder.
+the beta slider, and sees the overlay image and the heatmap change; draws a person box with two clicks on the
+photo and removes it; screenshots go to the test's tmp folder.
 Skipped only when playwright or /usr/bin/chromium is not installed (CI installs both).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 
@@ -109,3 +111,50 @@ def test_bias_lab_renders(app_url, page, tmp_path):
     assert page.locator("#lab-map .js-plotly-plot").count() == 1
     page.screenshot(path=tmp_path / "bias_lab.png", full_page=True)
     assert (tmp_path / "bias_lab.png").stat().st_size > 10_000
+
+
+def person_count(page) -> int:
+    """How many people the status line says the pose ran on (found, or after the visitor's edits)."""
+    text = page.locator("#photo-status").inner_text()
+    match = re.search(r"Pose on (\d+) (?:person|people)", text) or re.search(
+        r"Found (\d+) (?:person|people)", text
+    )
+    return int(match.group(1)) if match else 0
+
+
+def click_photo(page, x: float, y: float) -> None:
+    """Click the overlay at photo pixel (x, y): the image is shown scaled to fit its box (object-fit)."""
+    box, natural = page.evaluate(
+        "() => { const i = document.querySelector('#overlay img'); const r = i.getBoundingClientRect();"
+        " return [[r.left, r.top, r.width, r.height], [i.naturalWidth, i.naturalHeight]]; }"
+    )
+    left, top, width, height = box
+    scale = min(width / natural[0], height / natural[1], 1.0)
+    x0, y0 = left + (width - natural[0] * scale) / 2, top + (height - natural[1] * scale) / 2
+    page.mouse.click(x0 + x * scale, y0 + y * scale)
+
+
+def test_two_clicks_draw_a_person_box_and_remove_takes_it_away(app_url, page, tmp_path):
+    bus = next(p for p in example_photos() if p.endswith("bus.jpg"))
+    page.goto(app_url)
+    page.locator("#photo-input input[type=file]").set_input_files(bus)
+    page.wait_for_function("() => document.querySelector('#photo-status').innerText.includes('Found')")
+    page.wait_for_function("() => document.querySelector('#decode-timing').innerText.includes('β = 10')")
+    found = person_count(page)
+    src = overlay_src(page)
+
+    click_photo(page, 4, 555)  # the man cut by the left edge, whom the offline detector misses
+    page.wait_for_function("() => document.querySelector('#photo-status').innerText.includes('First corner')")
+    page.wait_for_function(f"() => document.querySelector('#overlay img').src !== {src!r}")  # marked
+    click_photo(page, 62, 870)
+    page.wait_for_function(
+        "() => document.querySelector('#photo-status').innerText.includes('drawn by hand')"
+    )
+    assert person_count(page) == found + 1
+    page.screenshot(path=tmp_path / "box_drawn.png", full_page=True)
+
+    page.locator("#remove-box").click()  # the drawn person is selected: remove it
+    page.wait_for_function(
+        "() => !document.querySelector('#photo-status').innerText.includes('drawn by hand')"
+    )
+    assert person_count(page) == found and "Pose on" not in page.locator("#photo-status").inner_text()

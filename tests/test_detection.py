@@ -11,6 +11,7 @@ import torch
 
 from app import detection
 from app.detection import SSDLITE_NAME, WHOLE_IMAGE_NAME, Detections, PersonDetector
+from benchmarks import detector_recall as recall
 
 ultralytics = pytest.importorskip("ultralytics")
 PHOTOS = Path(ultralytics.__file__).parent / "assets"
@@ -198,3 +199,72 @@ def test_bad_images_are_refused_clearly(tmp_path, image, message):
     detector = PersonDetector(yolo_model=MISSING_WEIGHTS, onnx_path=tmp_path / "missing.onnx")
     with pytest.raises(ValueError, match=message):
         detector(image)
+
+
+# --- Small people: tiles of large photos, the mirror image of small ones (benchmarks/detector_recall.py) ---
+
+DARKNET = recall.darknet_data()
+needs_darknet = pytest.mark.skipif(
+    DARKNET is None,
+    reason="darknet's kite.jpg / person.jpg not unpacked (.ci/run does it: apt-get download darknet)",
+)
+needs_lspet = pytest.mark.skipif(
+    not (recall.LSPET_DIR / "annotations.json").is_file(), reason=f"no LSPET at {recall.LSPET_DIR}"
+)
+
+
+@pytest.mark.parametrize(
+    ("hw", "count"), [((900, 1352), 12), ((1080, 810), 12), ((720, 1280), 15), ((590, 4000), 0)]
+)
+def test_tiles_cover_large_photos_with_overlap_and_skip_small_ones(hw, count):
+    grid = np.array(detection.tiles(hw)).reshape(-1, 4)
+    assert len(grid) == count
+    if count == 0:
+        return
+    side = round(min(hw) * detection.TILE_FRACTION)
+    assert side >= detection.MIN_TILE_SIDE and np.all(grid[:, 2:] - grid[:, :2] == side)
+    covered = np.zeros(hw, bool)
+    for x0, y0, x1, y1 in grid:
+        covered[y0:y1, x0:x1] = True
+    assert covered.all() and grid[:, 2:].max(axis=0).tolist() == [hw[1], hw[0]]
+    for axis in (0, 1):  # neighbouring tiles overlap by at least TILE_OVERLAP of a side
+        starts = np.unique(grid[:, axis])
+        assert np.all(np.diff(starts) <= side * (1 - detection.TILE_OVERLAP) + 1)
+
+
+def test_recall_matching_gives_each_box_one_person():
+    people = [(0, 0, 10, 20), (1, 0, 11, 20), (50, 50, 60, 70)]
+    boxes = np.array([[0, 0, 10, 20], [48, 50, 60, 70], [100, 100, 110, 110]], np.float32)
+    np.testing.assert_array_equal(recall.matched(people, boxes), [True, False, True])
+    assert recall.false_boxes(people, boxes) == 1
+    assert recall.false_boxes(people, boxes, ignore=[(90, 90, 120, 120)]) == 0
+
+
+@needs_darknet
+def test_the_two_children_in_kite_jpg_are_found_now_and_were_missed_before():
+    image = recall.read_rgb(DARKNET / "kite.jpg")
+    truth = recall.HAND_BOXES["kite.jpg"]
+    found = {name: d(image) for name, d in recall.detectors().items()}
+    assert recall.matched(recall.KITE_CHILDREN, found["before"].boxes).sum() == 0
+    assert recall.matched(recall.KITE_CHILDREN, found["after"].boxes).all()
+    assert recall.matched(truth["people"], found["after"].boxes).sum() >= 5  # of 7: small people too
+    assert recall.false_boxes(truth["people"], found["after"].boxes, truth["ignore"]) == 0
+
+
+@needs_darknet
+def test_one_person_in_person_jpg_and_no_false_box():
+    found = recall.detectors()["after"](recall.read_rgb(DARKNET / "person.jpg"))  # a dog and a horse beside
+    people = recall.HAND_BOXES["person.jpg"]["people"]
+    assert recall.matched(people, found.boxes).all() and recall.false_boxes(people, found.boxes) == 0
+
+
+@needs_lspet
+def test_more_lspet_people_are_found_than_before():
+    sample = recall.lspet_sample(recall.LSPET_DIR, every=150)  # 60 photos, people ~150 px high
+    runs = recall.detectors()
+    found = {name: 0 for name in runs}
+    for path, box in sample:
+        image = recall.read_rgb(path)
+        for name, detector in runs.items():
+            found[name] += int(recall.matched([box], detector(image).boxes).sum())
+    assert found["after"] >= found["before"] + 3, found
