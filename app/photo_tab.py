@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from app.detection import PersonDetector
-from app.images import PhotoError, read_photo
+from app.images import PhotoError, overlay_file, read_photo
 from app.model import CheckpointError, LoadedModel, ModelStore
 from app.photo import TABLE_COLUMNS, PhotoSession, analyse, decode, joint_map, keypoint_table, status_text
 from app.plots import DEFAULT_OVERLAYS, OVERLAY_CHOICES, draw_overlay, joint_figure
@@ -272,6 +272,7 @@ class PhotoTab:
             shown or [],
             person,
         )
+        image = overlay_file(image)  # written once, whole: see overlay_file
         table = keypoint_table(decoded, person, schema.names if schema else (), session.photo.scale)
         if decoded is None:
             title = "no pose model loaded" if session.model is None else "no person found"
