@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from pose.keypoints import COCO_17, LSP_14
@@ -10,6 +11,7 @@ from pose.models import PoseModel, build_pose_model
 from tests.fixtures import make_coco_dataset
 from training import compare
 from training.evaluate import main as evaluate_main
+from training.evaluate import score
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +123,29 @@ def test_evaluation_json_only_with_out_and_never_overwritten_silently(tiny, tmp_
     assert "exists" in capsys.readouterr().err and out.read_text() == "keep me"
     assert evaluate_main([*args, "--out", str(out), "--force"]) == 0
     assert set(json.loads(out.read_text())) == {"checkpoint", "beta", "flip", "decoders", "splits"}
+
+
+@pytest.mark.parametrize(("offset", "correct"), [(17.9, True), (18.1, False)])
+def test_score_normalises_a_torso_less_person_by_its_box_size(tmp_path, offset, correct):
+    # The data set's boxes are corners (x0, y0, x1, y1); PCK's box norms need (w, h): here w 100, h 300,
+    # so the fallback norm is 0.3 x 300 = 90 px and 0.2 of it 18 px. Read as (x, y, w, h), the box
+    # would give 0.3 x 400 = 120 px and count 18.1 px as correct.
+    gt = np.full((1, 17, 2), 150.0) + np.arange(17)[None, :, None]
+    visible = np.full((1, 17), 2)
+    visible[0, [COCO_17.index(n) for n in ("left_hip", "right_hip")]] = 0
+    data = {
+        "preds": {"debiased": gt + [offset, 0.0]},
+        "scores": {"debiased": np.ones((1, 17))},
+        "keypoints_image": gt,
+        "visibility": visible,
+        "box": np.array([[100.0, 100.0, 200.0, 400.0]]),
+        "image_id": np.array([1]),
+    }
+    dataset = type("Dataset", (), {"schema": COCO_17})
+    args = type("Args", (), {"detections": None, "annotations": None})
+    result = score(data, "debiased", dataset, args)
+    assert result["pck_n_fallback"] == 1 and result["pck@0.2_torso"] is None
+    assert result["pck@0.2"] == (1.0 if correct else 0.0)
 
 
 def test_compare_writes_json_and_html(tiny, tmp_path):

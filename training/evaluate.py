@@ -31,7 +31,7 @@ from pose.evaluation import (
     summarize,
     visibility_masks,
 )
-from pose.geometry import apply_affine
+from pose.geometry import apply_affine, xyxy_to_xywh
 from pose.inference import flip_test_logits
 from pose.keypoints import MPII_16, schema_from_coco_file
 from pose.models import CheckpointError, PoseModel
@@ -115,7 +115,7 @@ def score(data: dict[str, Any], name: str, dataset: TopDownDataset, args) -> dic
         undefined = dict.fromkeys(("pck@0.2", "pck_norm", "epe", "auc", *protocol_keys(dataset.schema)))
         return {**undefined, "ap": ap_value, "coco": ap, "n_instances": int(len(pred))}
     visible, _ = visibility_masks(data["visibility"])
-    gt, boxes = data["keypoints_image"], data["box"]
+    gt, boxes = data["keypoints_image"], xyxy_to_xywh(data["box"])  # corners -> (x, y, w, h) for PCK
     result = summarize(
         pred,
         conf,
@@ -243,10 +243,16 @@ def splits(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _print_table(results: dict[str, dict[str, Any]]) -> None:
-    print(f"\n{'decoder':<10} {'PCK@0.2':>8} {'EPE px':>8} {'AUC':>7} {'AP':>7}")
+    print(f"\n{'decoder':<10} {'PCK@0.2':>8} {'torso':>8} {'EPE px':>8} {'AUC':>8} {'AP':>8}")
     for name, r in results.items():
-        cells = [r.get(k) for k in ("pck@0.2", "epe", "auc", "ap")]
+        cells = [r.get(k) for k in ("pck@0.2", "pck@0.2_torso", "epe", "auc", "ap")]
         print(f"{name:<10} " + " ".join(f"{'-' if v is None else f'{v:.4f}':>8}" for v in cells))
+    first = next(iter(results.values()))
+    if first.get("pck_fallback"):
+        print(
+            f"PCK@0.2 scores all {first['pck_n_instances']} people: {first['pck_n_fallback']} without a "
+            f"labelled torso diagonal are normalised by {first['pck_fallback']}; 'torso' leaves them out."
+        )
     tables = {name: r["pckh_table"] for name, r in results.items() if r.get("pckh_table")}
     if tables:
         columns = list(next(iter(tables.values())))

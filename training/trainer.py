@@ -25,7 +25,7 @@ from pose.data import AugmentConfig, TopDownDataset, make_loader, set_loader_epo
 from pose.data.coco import MISSING_IMAGE, NAN_JOINT, OUTSIDE_JOINT
 from pose.decode import DECODERS
 from pose.evaluation import summarize, visibility_masks
-from pose.geometry import apply_affine
+from pose.geometry import apply_affine, xyxy_to_xywh
 from pose.keypoints import KeypointSchema, schema_from_coco_file
 from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
 from pose.models import PoseModel, build_pose_model
@@ -221,7 +221,7 @@ class Trainer:
             scores,
             gt,
             visible,
-            boxes,
+            xyxy_to_xywh(boxes),  # the data set's boxes are corners; PCK's box norms need w and h
             self.val_set.schema,
             image_ids=image_ids,
             annotations=annotations,
