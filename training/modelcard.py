@@ -107,6 +107,27 @@ def provenance_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> l
     return lines
 
 
+def metrics_lines(evaluation: dict[str, Any], annotations: str, shipped: str) -> list[str]:
+    """The card's "Held-out metrics" section: what was scored, what PCK means here, a row per decoder."""
+    first = next(iter(evaluation["decoders"].values()))
+    rows = [
+        f"| `{name}`{' (shipped)' if name == shipped else ''} | {m['pck@0.2']:.3f} | "
+        f"{_number(m.get('pck@0.2_torso'), 3)} | {m['epe']:.2f} | {m['auc']:.3f} |"
+        for name, m in evaluation["decoders"].items()
+    ]
+    return [
+        f"## Held-out metrics ({evaluation['n_images']} images, {first['n_instances']} people; "
+        "one network pass)",
+        pck_text(first),
+        "EPE in image pixels, AUC of PCK over thresholds 0-0.2 (same norms as PCK@0.2). Scored on "
+        f"`{evaluation.get('scored_on', annotations)}`, the held-out ids of `split.json`.",
+        "",
+        "| decoder | PCK@0.2 | PCK@0.2, torso only | EPE (px) | AUC |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
 def pck_text(metrics: dict[str, Any]) -> str:
     """What the card's PCK@0.2 columns mean, with the people counts of ``metrics`` (one decoder's)."""
     n, n_fallback = metrics.get("pck_n_instances", metrics["n_instances"]), metrics.get("pck_n_fallback")
@@ -143,11 +164,6 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         if note
         else (f"No data note was found beside `{annotations}`: state the data's source and licence here.")
     )
-    rows = [
-        f"| `{name}`{' (shipped)' if name == decoder else ''} | {m['pck@0.2']:.3f} | "
-        f"{_number(m.get('pck@0.2_torso'), 3)} | {m['epe']:.2f} | {m['auc']:.3f} |"
-        for name, m in evaluation["decoders"].items()
-    ]
     precision = evaluation["precision"]
     if precision["dtype"] == "float16":
         worst = precision["decode_shift_px"][decoder]["max"]
@@ -162,7 +178,6 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
     recipe = [f"python -m training.run {here}/training_config.yaml out_dir=runs/again"]
     if "init_run" in evaluation:  # two stages: the first writes the folder the second starts from
         recipe.insert(0, f"python -m training.run {here}/init_training_config.yaml  # -> {config.init_from}")
-    first = next(iter(evaluation["decoders"].values()))
     lines = [
         "---",
         "library_name: debias-pose",
@@ -191,15 +206,7 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         f"Validation: a seeded {config.val_fraction:.0%} of the images (seed {config.seed}) was held out and "
         "never trained on; `split.json` lists the image ids on each side.",
         "",
-        f"## Held-out metrics ({evaluation['n_images']} images, {first['n_instances']} people; "
-        "one network pass)",
-        pck_text(first),
-        "EPE in image pixels, AUC of PCK over thresholds 0-0.2 (same norms as PCK@0.2). Scored on "
-        f"`{evaluation.get('scored_on', annotations)}`, the held-out ids of `split.json`.",
-        "",
-        "| decoder | PCK@0.2 | PCK@0.2, torso only | EPE (px) | AUC |",
-        "|---|---|---|---|---|",
-        *rows,
+        *metrics_lines(evaluation, annotations, decoder),
         "",
         "## Recipe",
         "`training_config.yaml` is the run's full config; `training_log.jsonl` has one line per epoch. "

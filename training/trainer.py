@@ -22,14 +22,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from pose.data import AugmentConfig, TopDownDataset, make_loader, set_loader_epoch
-from pose.data.coco import MISSING_IMAGE, NAN_JOINT, OUTSIDE_JOINT
 from pose.decode import DECODERS
 from pose.evaluation import summarize, visibility_masks
 from pose.geometry import apply_affine, xyxy_to_xywh
-from pose.keypoints import KeypointSchema, schema_from_coco_file
 from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
 from pose.models import PoseModel, build_pose_model
 from training import distributed
+from training.checks import check_image_folders, check_sizes, training_schema
 from training.config import ConfigError, TrainConfig, save_config
 from training.modelcard import write_model_card
 
@@ -47,8 +46,8 @@ class Trainer:
         self.device = _device(config.device)
         self.out = Path(config.out_dir)
         self.coord_loss, self.heatmap_epochs, self.decoder = config.resolved()
-        schema = _training_schema(config)
-        _check_image_folders(config)
+        schema = training_schema(config)
+        check_image_folders(config)
         self.model = build_pose_model(
             config.arch,
             schema,
@@ -60,7 +59,7 @@ class Trainer:
         if config.init_from:
             _load_start_weights(self.model, config.init_from)
         self.train_set, self.val_set = _datasets(config, self.model)
-        _check_sizes(self.train_set, self.val_set, config)
+        check_sizes(self.train_set, self.val_set, config)
         sharded = self.world > 1
         self.train_loader = make_loader(
             self.train_set, config.batch_size, True, config.num_workers, config.seed, sharded, drop_last=True
@@ -393,52 +392,6 @@ def _datasets(config: TrainConfig, model: PoseModel) -> tuple[TopDownDataset, To
     return train_set, val_set
 
 
-def _training_schema(config: TrainConfig) -> KeypointSchema:
-    """The keypoint schema of the training file; an unreadable file is a ConfigError naming the key."""
-    try:
-        return schema_from_coco_file(config.train_annotations)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # bad JSON: ValueError
-        raise ConfigError(
-            f"train_annotations: cannot read a COCO keypoint category from {config.train_annotations!r} "
-            f"({err}); give a COCO keypoint JSON"
-        ) from None
-
-
-def _check_image_folders(config: TrainConfig) -> None:
-    """Each image folder holds some of its annotation file's images (checked on the first 50 names), so
-    a wrong folder is one clear error instead of a data set emptied by "missing image file" skips."""
-    pairs = [("train_images", config.train_annotations, config.train_images)]
-    if config.val_annotations:
-        pairs.append(("val_images", config.val_annotations, config.val_images or config.train_images))
-    for key, ann_file, folder in pairs:
-        with open(ann_file, encoding="utf-8") as f:
-            names = [str(image.get("file_name", "")) for image in json.load(f).get("images", [])[:50]]
-        if names and not any((Path(folder) / name).is_file() for name in names):
-            raise ConfigError(
-                f"{key}: {folder!r} holds none of the images that {ann_file} names (e.g. {names[0]!r}); "
-                f"set {key}= to the folder that holds them"
-            )
-
-
-def _check_sizes(train_set: TopDownDataset, val_set: TopDownDataset, config: TrainConfig) -> None:
-    """Enough training crops for one batch and at least one validation crop, else say why (before work)."""
-    for key, dataset, needed in (("train", train_set, config.batch_size), ("val", val_set, 1)):
-        if len(dataset) >= needed:
-            continue
-        images = getattr(config, f"{key}_images") or config.train_images
-        skipped = {r: n for r, n in dataset.problems.items() if r not in (NAN_JOINT, OUTSIDE_JOINT)}
-        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
-        fix = (
-            f"check that {key}_images={images!r} holds the annotation file's images"
-            if dataset.problems.get(MISSING_IMAGE)
-            else f"use more images or a smaller {'batch_size' if key == 'train' else 'val_fraction'}"
-        )
-        raise ConfigError(
-            f"the {'training' if key == 'train' else 'validation'} set has {len(dataset)} person crops, "
-            f"fewer than {needed}{f' (skipped: {reasons})' if reasons else ''}; {fix}"
-        )
-
-
 def _load_start_weights(model: PoseModel, source: str) -> None:
     """Copy a saved PoseModel's weights into ``model``; the input size may differ (the nets are
     fully convolutional), the architecture and keypoints may not."""
@@ -460,7 +413,7 @@ def _split_image_ids(config: TrainConfig) -> tuple[list[int], list[int]]:
 
 
 def _steps_per_epoch(batches: int, config: TrainConfig) -> int:
-    if batches == 0:  # _check_sizes has said why already on one process; a shard can still be short
+    if batches == 0:  # check_sizes has said why already on one process; a shard can still be short
         raise ConfigError(
             f"a process's share of the training set is smaller than batch_size={config.batch_size}"
         )

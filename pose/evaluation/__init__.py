@@ -95,6 +95,23 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+def _pck_metrics(pred, gt, visible, boxes, schema: KeypointSchema, threshold: float) -> dict[str, Any]:
+    """The PCK keys of ``summarize``: every person (torso, else box fallback), the torso-only figure, AUC."""
+    norm, fallback, kind = pck_norms(gt, visible, schema, boxes)
+    torso_only = np.where(fallback, np.nan, norm)
+    return {
+        f"pck@{threshold:g}": _finite_or_none(pck(pred, gt, visible, norm, threshold)),
+        "pck_norm": kind,
+        "pck_fallback": f"{BOX_TORSO_RATIO:g} x box long side" if kind == "torso" else None,
+        "pck_n_instances": int((np.isfinite(norm) & (norm > 0)).sum()),
+        "pck_n_fallback": int(fallback.sum()),
+        f"pck@{threshold:g}_torso": (
+            _finite_or_none(pck(pred, gt, visible, torso_only, threshold)) if kind == "torso" else None
+        ),
+        "auc": _finite_or_none(auc(pred, gt, visible, norm)),
+    }
+
+
 def summarize(
     pred: np.ndarray,
     scores: np.ndarray,
@@ -137,8 +154,6 @@ def summarize(
         threshold: PCK threshold as a fraction of the norm.
     """
     visible = np.asarray(visible, dtype=bool)
-    norm, fallback, kind = pck_norms(gt, visible, schema, boxes)
-    torso_only = np.where(fallback, np.nan, norm)
     coco = None
     if schema.sigmas is not None and annotations is not None and image_ids is not None:
         keep = visible.any(axis=1)
@@ -150,22 +165,13 @@ def summarize(
             schema,
             box_scores=None if box_scores is None else np.asarray(box_scores)[keep],
         )
-    defined = np.isfinite(norm) & (norm > 0)
     benchmark = {
         k: v if isinstance(v, str | int) else _finite_or_none(v)
         for k, v in protocol_metrics(pred, gt, visible, schema).items()
     }
     return {
-        f"pck@{threshold:g}": _finite_or_none(pck(pred, gt, visible, norm, threshold)),
-        "pck_norm": kind,
-        "pck_fallback": f"{BOX_TORSO_RATIO:g} x box long side" if kind == "torso" else None,
-        "pck_n_instances": int(defined.sum()),
-        "pck_n_fallback": int(fallback.sum()),
-        f"pck@{threshold:g}_torso": (
-            _finite_or_none(pck(pred, gt, visible, torso_only, threshold)) if kind == "torso" else None
-        ),
+        **_pck_metrics(pred, gt, visible, boxes, schema, threshold),
         "epe": _finite_or_none(epe(pred, gt, visible)),
-        "auc": _finite_or_none(auc(pred, gt, visible, norm)),
         "ap": None if coco is None else coco["AP"],
         "coco": coco,
         "n_instances": len(visible),
