@@ -155,20 +155,20 @@ def test_malformed_yaml_is_one_line_naming_file_and_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "message"),
     [
-        ["arch=resnet"],
-        ["val_every=0"],
-        ["learning_rate=1"],
-        ["MISSING.yaml"],
+        (["arch=resnet"], "arch: unknown 'resnet'"),
+        (["val_every=0"], "val_every: expected >= 1"),
+        (["learning_rate=1"], "unknown config key 'learning_rate'"),
+        (["MISSING.yaml"], "missing.yaml: no such config file"),
     ],
 )
-def test_cli_errors_are_one_line_and_exit_2(args, tmp_path, capsys):
+def test_cli_errors_are_one_line_and_exit_2(args, message, tmp_path, capsys):
     if args == ["MISSING.yaml"]:
         args = [str(tmp_path / "missing.yaml")]
     assert run_main([*args, f"out_dir={tmp_path / 'run'}"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
