@@ -1,16 +1,23 @@
 """Reading visitors' photos robustly: any Pillow format, EXIF rotation, grey / RGBA / 16-bit pixels, and
-huge images downscaled (the scale is kept so coordinates can be reported in the original's pixels).
+huge images downscaled (the scale is kept so coordinates can be reported in the original's pixels); and
+writing the drawn overlay once, whole, into Gradio's cache (``overlay_file``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 from typing import BinaryIO
 
 import cv2
 import numpy as np
+from gradio.utils import get_upload_folder
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # The longest side the app works at: detection and pose crops lose nothing visible at this size, and the
@@ -126,3 +133,40 @@ def _downscale(rgb: np.ndarray, original_wh: tuple[int, int], max_side: int, not
         )
     scale = rgb.shape[1] / original_wh[0]
     return Photo(np.ascontiguousarray(rgb), scale, original_wh, tuple(notes))
+
+
+def overlay_file(image: np.ndarray, quality: int = 90) -> str:
+    """Write ``image`` as a JPEG into Gradio's cache folder, once, and return its path.
+
+    Gradio saves a returned array under a name derived from its bytes and rewrites that file in place on
+    every request, so identical outputs (visitors clicking the same example) truncated the file while
+    another response was streaming it. Here the file is written to a temporary name and renamed into
+    place (``os.replace`` is atomic: a reader sees the old file or the whole new one, and an open reader
+    keeps its inode), and an existing file is never rewritten. Being inside the cache folder, Gradio
+    serves it as is and its ``delete_cache`` ages it out like its own files.
+
+    Args:
+        image: ``(h, w, 3)`` uint8 RGB.
+        quality: JPEG quality, 1-95.
+
+    Returns:
+        The absolute path of ``<cache>/<sha256 of the bytes>/overlay.jpg``.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, "JPEG", quality=quality)
+    data = buffer.getvalue()
+    folder = Path(get_upload_folder()) / hashlib.sha256(data).hexdigest()
+    path = folder / "overlay.jpg"
+    if path.exists():
+        os.utime(path)  # handed out again: restart its age, as Gradio does for its own cached copies
+        return str(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(dir=folder, prefix=".overlay.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return str(path)

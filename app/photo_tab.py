@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from app.detection import PersonDetector
-from app.images import PhotoError, read_photo
+from app.images import PhotoError, overlay_file, read_photo
 from app.model import CheckpointError, LoadedModel, ModelStore
 from app.photo import (
     TABLE_COLUMNS,
@@ -398,6 +398,7 @@ class PhotoTab:
         )
         if session.corner is not None:
             image = _mark_corner(image, session.corner)
+        image = overlay_file(image)  # written once, whole: see overlay_file
         table = keypoint_table(decoded, person, schema.names if schema else (), session.photo.scale)
         if decoded is None:
             title = "no pose model loaded" if session.model is None else "no person box"

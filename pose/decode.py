@@ -68,6 +68,18 @@ def _grid_centre(height: int, width: int, device: torch.device) -> Tensor:
     return torch.tensor([(width - 1) / 2, (height - 1) / 2], device=device, dtype=torch.float32)
 
 
+def _clamp_to_grid(coords: Tensor, height: int, width: int) -> Tensor:
+    """``coords`` ``(B, K, 2)`` clamped to the grid ``[0, W-1] x [0, H-1]`` (heatmap px).
+
+    A weighted mean of the grid lies on it in exact arithmetic, but ``c + moment / total`` in float32 can
+    land a rounding step outside: an integral peak on the first column gave x = -2.4e-7 (3 - 3.0000002).
+    Clamping makes the documented range hold for every finite input; it moves nothing by more than that
+    rounding, except debiased's extrapolation past the map on negative backgrounds (see ``debiased``).
+    """
+    upper = torch.tensor([width - 1, height - 1], device=coords.device, dtype=coords.dtype)
+    return coords.clamp(torch.zeros_like(upper), upper)
+
+
 def _shifted_exp(logits: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     """``e = exp(beta * logits - m)`` with ``m = max(beta * logits)`` per map.
 
@@ -155,7 +167,8 @@ def integral(logits: Tensor, beta: float) -> tuple[Tensor, Tensor]:
         beta: softmax sharpness, > 0.
 
     Returns:
-        coords: ``(B, K, 2)`` float32 ``(x, y)`` heatmap pixels; differentiable.
+        coords: ``(B, K, 2)`` float32 ``(x, y)`` heatmap pixels in ``[0, W-1] x [0, H-1]`` (clamped
+            against float32 rounding); differentiable.
         scores: ``(B, K)`` the softmax mass in the 5x5 pixel window around ``J_r``. Low when the
             softmax is spread out, which is also when ``J_r`` is most biased toward the centre.
     """
@@ -163,7 +176,7 @@ def integral(logits: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     e, _ = _shifted_exp(logits, beta)
     total, moment = _first_moments(e)
     centre = _grid_centre(*e.shape[-2:], e.device)
-    coords = centre + moment / total.unsqueeze(-1)
+    coords = _clamp_to_grid(centre + moment / total.unsqueeze(-1), *e.shape[-2:])
     scores = _window_mass(e.detach(), coords) / total.detach()
     return coords, scores.clamp(0.0, 1.0)
 
@@ -178,7 +191,8 @@ def debiased(logits: Tensor, beta: float) -> tuple[Tensor, Tensor]:
         * ``C - hw <= 1e-4 C`` (flat maps at 0, all-negative maps, backgrounds more negative than the
           peak is positive): no compensation is possible; the result is ``J_r`` with score 0.
         * otherwise a negative background can push the exact formula past the map edge; the result
-          is clamped to the grid ``[0, W-1] x [0, H-1]``, where every zero-background answer lies.
+          is clamped to the grid ``[0, W-1] x [0, H-1]``, where every zero-background answer lies
+          (the ``J_r`` fallback too, against float32 rounding).
         A flat positive map decodes to the centre ``c``.
 
     Args:
@@ -206,10 +220,9 @@ def debiased(logits: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     compensated = signal > _MIN_SIGNAL * total
     safe_signal = torch.where(compensated, signal, total)  # keeps the unused branch finite for autograd
     centre = _grid_centre(height, width, e.device)
-    upper = torch.tensor([width - 1, height - 1], device=e.device, dtype=torch.float32)
-    j_o = (centre + moment / safe_signal.unsqueeze(-1)).clamp(torch.zeros_like(upper), upper)
+    j_o = centre + moment / safe_signal.unsqueeze(-1)
     j_r = centre + moment / total.unsqueeze(-1)  # sum_p b (p - c) = 0, so this is still J_r
-    coords = torch.where(compensated.unsqueeze(-1), j_o, j_r)
+    coords = _clamp_to_grid(torch.where(compensated.unsqueeze(-1), j_o, j_r), height, width)
     window = _window_mass(weights.detach(), coords)
     scores = torch.where(compensated, window / safe_signal.detach(), torch.zeros_like(window))
     return coords, scores.clamp(0.0, 1.0)

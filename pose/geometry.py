@@ -63,6 +63,12 @@ def input_aspect(input_size: Size) -> float:
     return width / height
 
 
+def xyxy_to_xywh(boxes: ArrayLike) -> np.ndarray:
+    """``(..., 4)`` corner boxes ``(x0, y0, x1, y1)`` -> COCO ``(x, y, w, h)``, float64 image pixels."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return np.concatenate([boxes[..., :2], boxes[..., 2:4] - boxes[..., :2]], axis=-1)
+
+
 def box_to_crop(box_xyxy: ArrayLike, aspect_ratio: float, padding: float = 1.25) -> Crop:
     """Turn a person box into a crop of the input's aspect ratio, enlarged by ``padding``.
 

@@ -1,8 +1,11 @@
 """training.config: defaults, YAML, overrides, errors that name the key, method presets."""
 
+import dataclasses
+
 import pytest
 
-from training.config import METHODS, ConfigError, TrainConfig, load_config, save_config
+from training.config import METHODS, ConfigError, TrainConfig, help_text, load_config, save_config
+from training.run import main as run_main
 
 
 def test_defaults_then_yaml_then_overrides(tmp_path):
@@ -90,7 +93,96 @@ def test_every_shipped_config_loads():
     assert len(configs) == 29
     for path in configs:
         config = load_config(path)
+        config.validate(check_paths=False)  # every value fits (their data paths are overrides)
         suffix = path.stem.rsplit("_", 1)[1]
         method = {"compare": "debiased", "gpu": "debiased"}.get(suffix, suffix)
         assert config.method == method and config.beta == 10.0, path.name
         assert config.resolved()[2] == METHODS[method][2]
+
+
+def test_the_defaults_pass_the_check():
+    # The default input_size was [192, 144], which no backbone accepts (144 is not a multiple of 32).
+    TrainConfig().validate(check_paths=False)
+    assert TrainConfig().input_size == [256, 192]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("val_every=0", "val_every: expected >= 1"),
+        ("input_size=192,144", "input_size: .*multiples of 32"),
+        ("input_size=256", "input_size"),
+        ("arch=resnet", "arch: unknown 'resnet'; choose from"),
+        ("decoder=softargmax", "decoder: unknown 'softargmax'"),
+        ("coord_loss=l2", "coord_loss: unknown 'l2'"),
+        ("heatmap_epochs=-3", "heatmap_epochs"),
+        ("batch_size=0", "batch_size: expected >= 1"),
+        ("lr=0", "lr: expected > 0"),
+        ("beta=0", "beta"),
+        ("flip_prob=1.5", "flip_prob"),
+        ("val_fraction=1", "val_fraction"),
+        ("lr_factor=0", "lr_factor"),
+        ("max_steps_per_epoch=-1", "max_steps_per_epoch"),
+        ("device=gpu", "device"),
+    ],
+)
+def test_every_value_is_checked_before_training(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override]).validate(check_paths=False)
+
+
+def test_missing_data_paths_name_the_key(tmp_path):
+    annotations = tmp_path / "a.json"
+    annotations.write_text("{}")
+    with pytest.raises(ConfigError, match="train_annotations: not set"):
+        load_config(None, []).validate()
+    with pytest.raises(ConfigError, match="train_annotations: no such file"):
+        load_config(None, [f"train_annotations={tmp_path / 'x.json'}", f"train_images={tmp_path}"]).validate()
+    with pytest.raises(ConfigError, match="train_images: no such folder .*set train_images= to the folder"):
+        load_config(None, [f"train_annotations={annotations}", f"train_images={tmp_path / 'im'}"]).validate()
+
+
+def test_malformed_yaml_is_one_line_naming_file_and_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("arch: lite0\n  epochs: [3\n")
+    with pytest.raises(ConfigError, match=r"run.yaml: not valid YAML at line 2") as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="lr_steps: cannot read"):
+        load_config(None, ["lr_steps=[5, 8"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["arch=resnet"], "arch: unknown 'resnet'"),
+        (["val_every=0"], "val_every: expected >= 1"),
+        (["learning_rate=1"], "unknown config key 'learning_rate'"),
+        (["MISSING.yaml"], "missing.yaml: no such config file"),
+    ],
+)
+def test_cli_errors_are_one_line_and_exit_2(args, message, tmp_path, capsys):
+    if args == ["MISSING.yaml"]:
+        args = [str(tmp_path / "missing.yaml")]
+    assert run_main([*args, f"out_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_help_lists_every_key_with_its_default_and_meaning(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(["--help"])
+    assert exit_info.value.code == 0
+    shown = capsys.readouterr().out
+    assert help_text() in shown
+    lines = {line.split()[0]: line for line in help_text().splitlines()}
+    for f in dataclasses.fields(TrainConfig):
+        meaning = f.metadata.get("help", "")
+        assert len(meaning) > 10, f"{f.name} has no meaning in its metadata"
+        line = next(line for key, line in lines.items() if key.split("=")[0] == f.name)
+        assert meaning in line
+    assert "input_size=256,192 " in help_text() and "val_every=1 " in help_text()
+    assert 'init_from="" ' in help_text() and "amp=true " in help_text() and "decoder=none " in help_text()

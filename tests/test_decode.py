@@ -1,11 +1,12 @@
 """pose.decode: literal maps, exactness of the bias compensation, stability, round trips, properties."""
 
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pose import decode
@@ -293,6 +294,13 @@ def test_bad_shape_raises():
         integral(torch.zeros(4, 4), 1.0)
 
 
+def test_property_tests_draw_the_same_examples_every_run():
+    # tests/conftest.py: CI must not depend on a random draw (see its docstring; issue 12).
+    if os.environ.get("HYPOTHESIS_PROFILE"):
+        pytest.skip(f"hypothesis profile {os.environ['HYPOTHESIS_PROFILE']!r} chosen by hand")
+    assert settings.default.derandomize and settings.default.database is None
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.integers(0, 2**31 - 1),
@@ -300,6 +308,9 @@ def test_bad_shape_raises():
     st.floats(-30.0, 5.0),
     st.sampled_from(sorted(DECODERS)),
 )
+# A draw that once failed: float32 rounding put integral's x at -2.4e-7 for a peak on the first column.
+@example(seed=320476, beta=54.63, log_scale=0.0, decoder="integral")
+@example(seed=320476, beta=54.63, log_scale=0.0, decoder="debiased")
 def test_never_nan_for_finite_input(seed, beta, log_scale, decoder):
     gen = torch.Generator().manual_seed(seed)
     logits = (10**log_scale * torch.randn(1, 2, 9, 7, generator=gen)).requires_grad_(True)

@@ -3,13 +3,15 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
-from pose.keypoints import COCO_17
+from pose.keypoints import COCO_17, LSP_14
 from pose.models import PoseModel, build_pose_model
 from tests.fixtures import make_coco_dataset
 from training import compare
 from training.evaluate import main as evaluate_main
+from training.evaluate import score
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,75 @@ def test_missing_checkpoint_is_a_clear_error(tiny, tmp_path, capsys, monkeypatch
     missing = str(tmp_path / "no-such-model")
     assert evaluate_main([missing, "--annotations", str(annotations), "--images", str(images)]) == 2
     assert "no-such-model" in capsys.readouterr().err
+
+
+def test_a_model_of_other_keypoints_is_refused_before_the_network_runs(tiny, tmp_path, capsys, monkeypatch):
+    # A 14-joint LSP model on a 17-joint COCO file used to run every crop, then crash in pycocotools.
+    _, annotations, images = tiny
+    build_pose_model("lite0", LSP_14, input_size=(64, 64)).save_pretrained(tmp_path / "lsp")
+    calls = []
+    monkeypatch.setattr(PoseModel, "forward", lambda self, x: calls.append(len(x)))
+    args = [str(tmp_path / "lsp"), "--annotations", str(annotations), "--images", str(images)]
+    assert evaluate_main([*args, "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and calls == []
+    assert "predicts 14 keypoints (lsp14)" in err and f"{annotations} has 17" in err
+    assert "evaluate it on annotations of its own keypoints" in err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--images": "no_such_folder"}, "--images: no such folder"),
+        ({"--annotations": "no_such.json"}, "--annotations: no such file"),
+        ({"--split": "no_split.json"}, "--split: cannot read val_image_ids"),
+        ({"--decoder": "softargmax"}, "--decoder must be one of"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_the_network_runs(tiny, tmp_path, capsys, change, message):
+    root, annotations, images = tiny
+    options = {"--annotations": str(annotations), "--images": str(images), "--workers": "0"}
+    options.update({k: v if k == "--decoder" else str(tmp_path / v) for k, v in change.items()})
+    assert evaluate_main([str(root / "model"), *[x for kv in options.items() for x in kv]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_evaluation_json_only_with_out_and_never_overwritten_silently(tiny, tmp_path, capsys, monkeypatch):
+    root, annotations, images = tiny
+    monkeypatch.chdir(tmp_path)  # it used to write evaluation.json here, unasked
+    args = [str(root / "model"), "--annotations", str(annotations), "--images", str(images), "--workers", "0"]
+    assert evaluate_main(args) == 0
+    assert list(tmp_path.iterdir()) == []
+    out = tmp_path / "mine.json"
+    out.write_text("keep me")
+    assert evaluate_main([*args, "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err and out.read_text() == "keep me"
+    assert evaluate_main([*args, "--out", str(out), "--force"]) == 0
+    assert set(json.loads(out.read_text())) == {"checkpoint", "beta", "flip", "decoders", "splits"}
+
+
+@pytest.mark.parametrize(("offset", "correct"), [(17.9, True), (18.1, False)])
+def test_score_normalises_a_torso_less_person_by_its_box_size(tmp_path, offset, correct):
+    # The data set's boxes are corners (x0, y0, x1, y1); PCK's box norms need (w, h): here w 100, h 300,
+    # so the fallback norm is 0.3 x 300 = 90 px and 0.2 of it 18 px. Read as (x, y, w, h), the box
+    # would give 0.3 x 400 = 120 px and count 18.1 px as correct.
+    gt = np.full((1, 17, 2), 150.0) + np.arange(17)[None, :, None]
+    visible = np.full((1, 17), 2)
+    visible[0, [COCO_17.index(n) for n in ("left_hip", "right_hip")]] = 0
+    data = {
+        "preds": {"debiased": gt + [offset, 0.0]},
+        "scores": {"debiased": np.ones((1, 17))},
+        "keypoints_image": gt,
+        "visibility": visible,
+        "box": np.array([[100.0, 100.0, 200.0, 400.0]]),
+        "image_id": np.array([1]),
+    }
+    dataset = type("Dataset", (), {"schema": COCO_17})
+    args = type("Args", (), {"detections": None, "annotations": None})
+    result = score(data, "debiased", dataset, args)
+    assert result["pck_n_fallback"] == 1 and result["pck@0.2_torso"] is None
+    assert result["pck@0.2"] == (1.0 if correct else 0.0)
 
 
 def test_compare_writes_json_and_html(tiny, tmp_path):

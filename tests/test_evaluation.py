@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pose.evaluation import (
+    BOX_TORSO_RATIO,
     auc,
     coco_ap,
     difficulty_splits,
@@ -18,6 +19,7 @@ from pose.evaluation import (
     joint_count_edges,
     pck,
     pck_curve,
+    pck_norms,
     pck_per_joint,
     pckh,
     pckh_table,
@@ -104,7 +106,9 @@ def test_ground_truth_as_prediction_is_perfect(tmp_path):
     )
     assert result["pck@0.2"] == 1.0 and result["epe"] == 0.0 and result["auc"] == 1.0
     assert result["ap"] == 1.0 and result["pck_norm"] == "torso" and result["n_instances"] == 6
-    assert result["pck_n_instances"] <= 5  # the keypoint-less person has no torso
+    # Every person is scored; the keypoint-less one has no torso and is normalised by its box.
+    assert result["pck_n_instances"] == 6 and result["pck_n_fallback"] == 1
+    assert result["pck@0.2_torso"] == 1.0 and result["pck_fallback"] == "0.3 x box long side"
     json.dumps(result, allow_nan=False)
 
 
@@ -151,10 +155,31 @@ def test_torso_uses_the_other_diagonal_when_one_end_is_missing():
     visible[2, [LSP_14.index("left_hip"), LSP_14.index("right_hip")]] = False  # neither -> excluded
     norm, kind = torso_sizes(gt, visible, LSP_14)
     assert kind == "torso" and norm[:2].tolist() == [50.0, 50.0] and math.isnan(norm[2])
-    # The excluded instance is wildly off but does not count; EPE still does.
+    # The person without a diagonal is 1,000 px off: PCK scores them (box fallback), the torso-only
+    # figure beside it does not.
     pred = gt.copy()
     pred[2] += 1000.0
-    assert pck(pred, gt, visible, norm) == 1.0 and epe(pred, gt, visible) > 100
+    boxes = np.array([[0.0, 0.0, 40.0, 60.0]] * 3)
+    result = summarize(pred, np.ones((3, 14)), gt, visible, boxes, LSP_14)
+    assert result["pck@0.2"] == pytest.approx(27 / 39)  # 14 + 13 right, 12 wrong
+    assert result["pck@0.2_torso"] == 1.0 and result["pck_n_fallback"] == 1
+    assert result["pck_n_instances"] == 3 and result["auc"] < 0.7 and epe(pred, gt, visible) > 100
+
+
+def test_box_fallback_norm_literal():
+    # No torso diagonal labelled: the norm is 0.3 x the box's longer side (0.3 x 100 = 30 px, so 6 px
+    # at 0.2); the median torso / box-long-side ratio of LSPET's training people is 0.305.
+    gt = _lsp_instance()
+    visible = np.ones((1, 14), dtype=bool)
+    visible[0, [LSP_14.index("left_hip"), LSP_14.index("right_hip")]] = False
+    boxes = np.array([[10.0, 20.0, 50.0, 100.0]])  # (x, y, w, h)
+    norm, fallback, kind = pck_norms(gt, visible, LSP_14, boxes)
+    assert BOX_TORSO_RATIO == 0.3 and kind == "torso"
+    assert norm.tolist() == [30.0] and fallback.tolist() == [True]
+    assert pck(gt + [5.99, 0.0], gt, visible, norm) == 1.0 and pck(gt + [6.01, 0.0], gt, visible, norm) == 0.0
+    visible[0, LSP_14.index("left_hip")] = True  # a diagonal again: the torso wins, no fallback
+    norm, fallback, _ = pck_norms(gt, visible, LSP_14, boxes)
+    assert norm.tolist() == [50.0] and fallback.tolist() == [False]
 
 
 @pytest.mark.parametrize("schema", [HAND_21, MPII_16])

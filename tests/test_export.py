@@ -57,7 +57,10 @@ def test_export_scores_every_decoder_and_writes_card_log_and_split(run, tmp_path
     card = (out / "README.md").read_text()
     assert "> Licence: made by the tests, for the tests." in card  # the data's note, quoted
     debiased = evaluation["decoders"]["debiased"]
-    assert f"| `debiased` (shipped) | {debiased['pck@0.2']:.3f} | {debiased['epe']:.2f} |" in card
+    torso = debiased["pck@0.2_torso"]
+    row = f"| `debiased` (shipped) | {debiased['pck@0.2']:.3f} | {'–' if torso is None else f'{torso:.3f}'} |"
+    assert f"{row} {debiased['epe']:.2f} |" in card
+    assert f"PCK@0.2 scores all {debiased['pck_n_instances']} people" in card
     shipped = PoseModel.from_pretrained(str(out)).state_dict()
     trained = PoseModel.from_pretrained(str(run / "model")).state_dict()
     assert all(torch.equal(shipped[k], trained[k]) for k in trained)

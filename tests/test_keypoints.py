@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pose.evaluation import torso_sizes
 from pose.keypoints import (
     COCO_17,
     HAND_21,
@@ -118,10 +119,33 @@ def test_mpii_and_hand_literals():
     assert len(HAND_21.skeleton) == 20
 
 
-@pytest.mark.parametrize("name", ["left_shoulder", "right_shoulder", "left_hip", "right_hip"])
-@pytest.mark.parametrize("schema", [COCO_17, LSP_14, MPII_16], ids=["coco17", "lsp14", "mpii16"])
-def test_torso_names_are_standard(schema, name):
-    assert schema.names[schema.index(name)] == name
+# The published index of each torso joint: COCO's keypoint order, LSP's joints.mat rows, MPII's joint ids.
+TORSO_INDICES = {
+    "coco17": {"left_shoulder": 5, "right_shoulder": 6, "left_hip": 11, "right_hip": 12},
+    "lsp14": {"right_hip": 2, "left_hip": 3, "right_shoulder": 8, "left_shoulder": 9},
+    "mpii16": {"right_hip": 2, "left_hip": 3, "right_shoulder": 12, "left_shoulder": 13},
+}
+
+
+@pytest.mark.parametrize("schema", [COCO_17, LSP_14, MPII_16], ids=list(TORSO_INDICES))
+def test_torso_joints_sit_at_their_published_indices_and_mirror(schema):
+    indices = TORSO_INDICES[schema.name]
+    assert {name: schema.index(name) for name in indices} == indices
+    for side in ("shoulder", "hip"):  # a flip swaps left and right, so the diagonals swap too
+        assert schema.flip[indices[f"left_{side}"]] == indices[f"right_{side}"]
+
+
+@pytest.mark.parametrize("schema", [COCO_17, LSP_14, MPII_16], ids=list(TORSO_INDICES))
+def test_torso_norm_is_right_shoulder_to_left_hip_else_the_other_diagonal(schema):
+    at = TORSO_INDICES[schema.name]
+    gt = np.full((1, schema.num_keypoints, 2), 500.0)
+    gt[0, at["right_shoulder"]], gt[0, at["left_hip"]] = (0.0, 0.0), (30.0, 40.0)  # 50 px
+    gt[0, at["left_shoulder"]], gt[0, at["right_hip"]] = (100.0, 0.0), (100.0, 80.0)  # 80 px
+    visible = np.ones((1, schema.num_keypoints), dtype=bool)
+    norm, kind = torso_sizes(gt, visible, schema)
+    assert norm.tolist() == [50.0] and kind == "torso"
+    visible[0, at["left_hip"]] = False
+    assert torso_sizes(gt, visible, schema)[0].tolist() == [80.0]
 
 
 def test_index_unknown_lists_names():

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,99 @@ def test_init_from_a_model_of_other_keypoints_fails_clearly(tiny_set, tmp_path, 
     assert "nothing" in capsys.readouterr().err
 
 
+def test_the_default_config_trains(tiny_set, tmp_path):
+    # Only the data, the run folder and the budget are set: input_size, arch, method... are the defaults
+    # (input_size was [192, 144], which every backbone refuses).
+    ann, images = tiny_set
+    data = [f"train_annotations={ann}", f"train_images={images}", f"out_dir={tmp_path}"]
+    budget = ["epochs=1", "max_steps_per_epoch=1", "batch_size=2", "num_workers=0"]
+    assert run_main([*data, *budget]) == 0
+    model = PoseModel.from_pretrained(str(tmp_path / "model"))
+    assert model.input_size == (256, 192) and model.arch == "lite0" and model.decoder == "debiased"
+    record = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert math.isfinite(record["loss"]) and math.isfinite(record["val_epe"])
+
+
+def test_a_missing_or_wrong_image_folder_is_one_line_before_any_work(tiny_set, tmp_path, capsys):
+    ann, _ = tiny_set
+    for folder, message in [
+        (tmp_path / "no_such_folder", "train_images: no such folder"),
+        (tmp_path, "train_images: .* holds none of the images that .* names \\(e.g. '000001.png'\\)"),
+    ]:
+        args = [f"train_annotations={ann}", f"train_images={folder}", f"out_dir={tmp_path / 'run'}"]
+        assert run_main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(message, err), err
+        assert "set train_images= to the folder" in err and not (tmp_path / "run").exists()
+
+
+def test_too_few_crops_for_a_batch_says_so_and_how(tiny_set, tmp_path, capsys):
+    assert run_main(overrides(tiny_set, tmp_path / "run", "batch_size=64")) == 2
+    err = capsys.readouterr().err
+    assert "the training set has 18 person crops, fewer than 64" in err and "smaller batch_size" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_val_every_zero_stops_before_the_first_step(tiny_set, tmp_path, capsys):
+    # It used to pass the check, train a whole epoch and die with ZeroDivisionError before saving.
+    assert run_main(overrides(tiny_set, tmp_path / "run", "val_every=0")) == 2
+    assert "val_every: expected >= 1" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_an_error_after_the_steps_loses_no_training(tiny_set, tmp_path, capsys):
+    """Validation fails after epoch 1's steps (its annotation file vanished): the trained epoch is in
+    last.pt, and resume=true validates it and finishes exactly like a run that never failed."""
+    ann, images = tiny_set
+    val_file = tmp_path / "val.json"
+    val_file.write_bytes(Path(ann).read_bytes())
+    common = ["epochs=2", "max_steps_per_epoch=2", f"val_annotations={val_file}", f"val_images={images}"]
+    reference = Trainer(load_config(None, overrides(tiny_set, tmp_path / "reference", *common)))
+    reference.fit()
+    settings = overrides(tiny_set, tmp_path / "failed", *common)
+    trainer = Trainer(load_config(None, settings))
+    val_file.unlink()  # COCO AP reads the file at validation time
+    with pytest.raises(FileNotFoundError):
+        trainer.fit()
+    assert "its training is saved in" in capsys.readouterr().err
+    payload = torch.load(tmp_path / "failed" / "last.pt", weights_only=True)
+    assert payload["epoch"] == 1 and json.loads(payload["pending"])["epoch"] == 0
+    assert not (tmp_path / "failed" / "metrics.jsonl").exists()
+    val_file.write_bytes(Path(ann).read_bytes())
+    Trainer(load_config(None, [*settings, "resume=true"])).fit()
+    got = [json.loads(x) for x in (tmp_path / "failed" / "metrics.jsonl").read_text().splitlines()]
+    want = [json.loads(x) for x in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in got] == [0, 1]
+    for a, b in zip(got, want, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["val_epe"] == pytest.approx(b["val_epe"])
+
+
+def test_one_line_per_epoch_with_loss_validation_lr_and_time(tiny_set, tmp_path, capsys):
+    assert run_main(overrides(tiny_set, tmp_path, "epochs=3", "max_steps_per_epoch=1", "val_every=2")) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    number, lr, parts = r"\d+\.\d+", r"\d\.\d\de[-+]\d+", r"\(L_re \d+\.\d+ \+ L_aug \d+\.\d+\)"
+    validated = rf", val PCK@0\.2 {number} EPE {number} px, lr {lr}, \d+ s$"
+    assert len(lines) == 3
+    assert re.match(rf"^epoch 1/3: loss {number} {parts}, not validated, lr {lr}, \d+ s$", lines[0])
+    assert all(re.match(rf"^epoch {i}/3: loss {number} {parts}{validated}", lines[i - 1]) for i in (2, 3))
+
+
+@pytest.mark.parametrize(
+    ("method", "heatmap_on"),
+    [("debiased", [True, True, False, False]), ("detection", [True] * 4), ("ipr", [False] * 4)],
+)
+def test_l_aug_is_on_for_the_first_aug_epochs_only(tiny_set, tmp_path, method, heatmap_on):
+    settings = [f"method={method}", "aug_epochs=2", "epochs=4", "max_steps_per_epoch=1", "val_every=4"]
+    trainer = Trainer(load_config(None, overrides(tiny_set, tmp_path, *settings)))
+    assert [trainer.uses_heatmap_loss(e) for e in range(4)] == heatmap_on
+    trainer.fit()
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    # The logged parts are the losses the steps took: the heatmap MSE is positive exactly when it is on.
+    assert [r["loss_heatmap"] > 0 for r in records] == heatmap_on
+    assert all(r["loss_heatmap"] == 0.0 for r, on in zip(records, heatmap_on, strict=True) if not on)
+    assert all((r["loss_coord"] > 0) == (method != "detection") for r in records)
+    assert all(r["loss"] == pytest.approx(r["loss_coord"] + r["loss_heatmap"]) for r in records)
+
+
 def test_bad_config_key_exits_with_message(capsys):
     assert run_main(["epochs=3", "learning_rate=0.1"]) == 2
     assert "unknown config key 'learning_rate'" in capsys.readouterr().err
@@ -118,13 +212,14 @@ def test_sigkill_mid_epoch_then_resume_loses_nothing(tiny_set, tmp_path):
     killed = run_cli(overrides(tiny_set, tmp_path / "killed", *common), **quiet)
     metrics, state = tmp_path / "killed" / "metrics.jsonl", tmp_path / "killed" / "last.pt"
     deadline = time.monotonic() + 120
-    while not state.exists() and time.monotonic() < deadline:  # replaced atomically: exists = complete
+    while not metrics.exists() and time.monotonic() < deadline:  # epoch 1 trained, saved and validated
         time.sleep(0.005)
     time.sleep(0.05)  # a few steps into the second epoch, which takes far longer on any machine seen so far
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert reference.wait(timeout=300) == 0
     assert metrics.read_text().count("\n") == 1, "the kill must land in the second epoch"
+    assert state.exists()
     assert not (tmp_path / "killed" / "model").exists()
     resumed = run_cli(
         overrides(tiny_set, tmp_path / "killed", *common, "resume=true"),

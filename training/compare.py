@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     try:
         base_config = load_config(config_path, base)
-    except (ConfigError, FileNotFoundError) as err:
+        base_config.validate()  # before the first of the runs, not an hour into them
+    except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     runs = {}

@@ -8,6 +8,8 @@ parts, which is how the ablation rows of the paper's Table 6 are expressed.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,79 +21,101 @@ import yaml
 # What each method means (paper §3, §4.3): coordinate loss, epochs of heatmap MSE (-1 = all), decoder.
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("step", "cosine")
+COORD_LOSSES = ("none", "integral", "debiased")
 METHODS: dict[str, tuple[str, int | None, str]] = {
     "detection": ("none", -1, "argmax"),
     "ipr": ("integral", 0, "integral"),
     "debiased": ("debiased", None, "debiased"),  # None: heatmap loss for the first aug_epochs epochs
 }
+# Backbones have stride 32: other input sizes give no exact (H/4, W/4) heatmap.
+SIZE_MULTIPLE = 32
 
 
 class ConfigError(ValueError):
     """A config key that does not exist, or a value that does not fit its key."""
 
 
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with its meaning attached (``metadata["help"]``), listed by ``--help``.
+
+    Lists get a fresh copy per instance (``default_factory``), as dataclasses require.
+    """
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    """Every setting of a training run. Sizes are ``[height, width]`` in pixels."""
+    """Every setting of a training run. Sizes are ``[height, width]`` in pixels.
+
+    The defaults are the paper's COCO setup (SimpleBaseline's 256x192 input and 140-epoch schedule) with
+    the small Lite0 network; ``training/configs/`` holds the paper's and the CPU-scale runs.
+    """
 
     # Model
-    arch: str = "lite0"
-    pretrained: str | None = None  # None | "timm" | "package" (lite0) | path to backbone weights
-    init_from: str = ""  # a PoseModel folder or Hub repo id whose weights start the run (fine-tuning)
-    input_size: list[int] = field(default_factory=lambda: [192, 144])
-    beta: float = 10.0
+    arch: str = setting("lite0", "network: lite0 | simplebaseline_resnet50/101/152 | hrnet_w32/w48")
+    pretrained: str | None = setting(
+        None, "backbone start: none (random) | timm (download) | package (lite0, offline) | a weights file"
+    )
+    init_from: str = setting("", "a PoseModel folder or Hub repo id whose weights start the run (fine-tune)")
+    input_size: list[int] = setting(
+        [256, 192], "[height, width] of the network input, px, both divisible by 32"
+    )
+    beta: float = setting(10.0, "softmax sharpness of the integral and debiased decoders and losses, > 0")
     # Method (paper names) and the switches it sets; None = the method's default
-    method: str = "debiased"
-    coord_loss: str | None = None  # "none" | "integral" | "debiased"
-    heatmap_epochs: int | None = None  # epochs with the heatmap MSE; -1 = all, 0 = none
-    aug_epochs: int = 10  # L_aug length for the debiased method
-    heatmap_weight: float = 1000.0  # scales the pixel-mean MSE to the size of an L1 in heatmap px
-    decoder: str | None = None  # for validation and the saved checkpoint
-    sigma: float = 2.0  # Gaussian target width, heatmap px
+    method: str = setting("debiased", "detection | ipr | debiased: sets coord_loss, heatmap_epochs, decoder")
+    coord_loss: str | None = setting(
+        None, "override the method's L1 on coordinates: none | integral | debiased"
+    )
+    heatmap_epochs: int | None = setting(
+        None, "override the method's epochs of heatmap MSE: -1 = every epoch, 0 = none, N = the first N"
+    )
+    aug_epochs: int = setting(10, "epochs of L_aug (heatmap MSE) at the start of the debiased method")
+    heatmap_weight: float = setting(
+        1000.0, "factor on the pixel-mean heatmap MSE (brings it to the size of an L1 in px)"
+    )
+    decoder: str | None = setting(
+        None, "override the method's decoder (validation, saved model): argmax | integral | debiased"
+    )
+    sigma: float = setting(2.0, "width of the Gaussian heatmap targets, heatmap px, > 0")
     # Data (COCO format)
-    train_annotations: str = ""
-    train_images: str = ""
-    val_annotations: str = ""  # empty: hold out val_fraction of the training images
-    val_images: str = ""
-    val_fraction: float = 0.1
-    max_train_images: int = 0  # 0 = all; a cap for quick runs
-    flip_prob: float = 0.5
-    scale_factor: float = 0.35
-    rotation_factor: float = 45.0
-    half_body_prob: float = 0.3
+    train_annotations: str = setting("", "COCO keypoint JSON to train on (required)")
+    train_images: str = setting("", "folder holding the training file's images (required)")
+    val_annotations: str = setting("", "COCO keypoint JSON to validate on; empty: hold out val_fraction")
+    val_images: str = setting("", "folder of the validation images; empty: train_images")
+    val_fraction: float = setting(0.1, "share of the training images held out without val_annotations")
+    max_train_images: int = setting(0, "use at most this many training images (quick runs); 0 = all")
+    flip_prob: float = setting(0.5, "probability of a horizontal flip (left/right joints swapped), [0, 1]")
+    scale_factor: float = setting(0.35, "crop scale 1 + s*N(0, 1), clipped to 1 +- s")
+    rotation_factor: float = setting(45.0, "rotation r*N(0, 1) degrees, clipped to +-2r (60% of crops)")
+    half_body_prob: float = setting(0.3, "probability of a crop around the upper or lower body, [0, 1]")
     # Optimisation (SimpleBaseline: Adam, warm-up, step decay; or AdamW and a cosine decay)
-    epochs: int = 140
-    batch_size: int = 32
-    optimizer: str = "adam"  # "adam" (weight decay as L2) | "adamw" (decoupled weight decay)
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 500
-    lr_schedule: str = "step"  # "step": times lr_factor at each of lr_steps | "cosine": to 0 at the last step
-    lr_steps: list[int] = field(default_factory=lambda: [90, 120])
-    lr_factor: float = 0.1
-    ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the weights
-    amp: bool = True  # mixed precision on CUDA: float16 with loss scaling
-    cpu_bf16: bool = False  # bfloat16 autocast on CPU: faster where it has AVX512-BF16/AMX, slow elsewhere
+    epochs: int = setting(140, "passes over the training set")
+    batch_size: int = setting(32, "crops per step (per process under torchrun)")
+    optimizer: str = setting("adam", "adam (weight decay as L2) | adamw (decoupled weight decay)")
+    lr: float = setting(1e-3, "peak learning rate, > 0")
+    weight_decay: float = setting(0.0, "weight decay, >= 0")
+    warmup_steps: int = setting(500, "steps of linear learning-rate warm-up from 0")
+    lr_schedule: str = setting("step", "step: times lr_factor at each of lr_steps | cosine: to 0 at the end")
+    lr_steps: list[int] = setting([90, 120], "epochs at which the step schedule multiplies lr by lr_factor")
+    lr_factor: float = setting(0.1, "the step schedule's factor, in (0, 1]")
+    ema_decay: float = setting(0.0, "> 0: validate and save an exponential moving average of the weights")
+    amp: bool = setting(True, "mixed precision on CUDA: float16 with loss scaling")
+    cpu_bf16: bool = setting(False, "bfloat16 autocast on CPU: faster with AVX512-BF16/AMX, slow elsewhere")
     # Run
-    out_dir: str = "runs/debug"
-    device: str = "auto"
-    num_workers: int = 2
-    seed: int = 0
-    val_every: int = 1
-    max_steps_per_epoch: int = 0  # 0 = the whole epoch; a cap for quick runs and tests
-    resume: bool = False
-    hub_repo: str = ""
+    out_dir: str = setting("runs/debug", "folder of the run: config, split, metrics, last.pt, best/, model/")
+    device: str = setting("auto", "auto (CUDA if present) | cpu | cuda | cuda:N")
+    num_workers: int = setting(2, "data-loading processes; 0 loads in the training process")
+    seed: int = setting(0, "seeds the weights, the hold-out split and the augmentation")
+    val_every: int = setting(1, "validate every N epochs (and after the last), >= 1")
+    max_steps_per_epoch: int = setting(0, "cap on steps per epoch (quick runs, tests); 0 = the whole epoch")
+    resume: bool = setting(False, "continue from out_dir/last.pt when it exists")
+    hub_repo: str = setting("", "push the final model to this Hugging Face Hub repo id (user/name)")
 
     def resolved(self) -> tuple[str, int, str]:
         """``(coord_loss, heatmap_epochs, decoder)`` after applying the method's defaults."""
-        if self.method not in METHODS:
-            raise ConfigError(f"method: unknown {self.method!r}; choose from {sorted(METHODS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer: unknown {self.optimizer!r}; choose from {list(OPTIMIZERS)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"lr_schedule: unknown {self.lr_schedule!r}; choose from {list(LR_SCHEDULES)}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"ema_decay: expected 0 (off) or a decay in (0, 1), got {self.ema_decay}")
+        self._check_choices()
         coord, heatmap, decoder = METHODS[self.method]
         heatmap = self.aug_epochs if heatmap is None else heatmap
         return (
@@ -100,22 +124,150 @@ class TrainConfig:
             self.decoder if self.decoder is not None else decoder,
         )
 
+    def validate(self, check_paths: bool = True) -> None:
+        """Check every setting before any work is done; ConfigError names the key and the fix.
+
+        Args:
+            check_paths: also check that the data files and folders exist (off for configs of finished
+                runs read back elsewhere, whose data may have moved).
+        """
+        self._check_choices()
+        self._check_numbers()
+        if check_paths:
+            self._check_paths()
+
+    def _check_choices(self) -> None:
+        """Keys that name one of a fixed set of things."""
+        from pose.decode import DECODERS  # here, not at import: pose.models pulls in torch and timm
+        from pose.models import MODELS
+
+        choices = {
+            "method": (self.method, sorted(METHODS)),
+            "optimizer": (self.optimizer, list(OPTIMIZERS)),
+            "lr_schedule": (self.lr_schedule, list(LR_SCHEDULES)),
+            "arch": (self.arch, sorted(MODELS)),
+            "coord_loss": (self.coord_loss, [None, *COORD_LOSSES]),
+            "decoder": (self.decoder, [None, *sorted(DECODERS)]),
+        }
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                shown = [a for a in allowed if a is not None]
+                raise ConfigError(f"{key}: unknown {value!r}; choose from {shown}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay: expected 0 (off) or a decay in (0, 1), got {self.ema_decay}")
+
+    def _check_numbers(self) -> None:
+        """Ranges of the numeric keys (what would otherwise fail late, e.g. val_every=0 after an epoch)."""
+        size = self.input_size
+        if len(size) != 2 or any(v <= 0 or v % SIZE_MULTIPLE for v in size):
+            raise ConfigError(
+                f"input_size: expected [height, width], both positive multiples of {SIZE_MULTIPLE} "
+                f"(the backbones have stride 32), got {size}; e.g. input_size=256,192"
+            )
+        rules = [
+            ("beta", self.beta > 0 and math.isfinite(self.beta), "a finite number > 0"),
+            ("sigma", self.sigma > 0, "> 0 heatmap px"),
+            ("aug_epochs", self.aug_epochs >= 0, ">= 0"),
+            ("heatmap_epochs", self.heatmap_epochs is None or self.heatmap_epochs >= -1, "-1, 0 or N > 0"),
+            ("heatmap_weight", self.heatmap_weight >= 0, ">= 0"),
+            ("val_fraction", 0 < self.val_fraction < 1 or bool(self.val_annotations), "in (0, 1)"),
+            ("max_train_images", self.max_train_images >= 0, ">= 0 (0 = all)"),
+            ("flip_prob", 0 <= self.flip_prob <= 1, "in [0, 1]"),
+            ("scale_factor", 0 <= self.scale_factor < 1, "in [0, 1)"),
+            ("rotation_factor", self.rotation_factor >= 0, ">= 0 degrees"),
+            ("half_body_prob", 0 <= self.half_body_prob <= 1, "in [0, 1]"),
+            ("epochs", self.epochs >= 0, ">= 0"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("warmup_steps", self.warmup_steps >= 0, ">= 0"),
+            ("lr_steps", all(e >= 0 for e in self.lr_steps), "epochs >= 0"),
+            ("lr_factor", 0 < self.lr_factor <= 1, "in (0, 1]"),
+            ("num_workers", self.num_workers >= 0, ">= 0"),
+            ("val_every", self.val_every >= 1, ">= 1 (validate every N epochs; the last epoch always)"),
+            ("max_steps_per_epoch", self.max_steps_per_epoch >= 0, ">= 0 (0 = the whole epoch)"),
+        ]
+        for key, ok, expected in rules:
+            if not ok:
+                raise ConfigError(f"{key}: expected {expected}, got {getattr(self, key)!r}")
+        if self.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device):
+            raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+    def _check_paths(self) -> None:
+        """The data named by the config exists (a missing folder otherwise ends as an empty data set)."""
+        files = [("train_annotations", self.train_annotations), ("val_annotations", self.val_annotations)]
+        folders = [("train_images", self.train_images), ("val_images", self.val_images)]
+        for key, value in files[:1] + folders[:1]:
+            if not value:
+                raise ConfigError(f"{key}: not set; pass {key}=PATH (or set it in the YAML file)")
+        for key, value in files:
+            if value and not Path(value).is_file():
+                raise ConfigError(f"{key}: no such file {value!r}; set {key}= to a COCO keypoint JSON")
+        for key, value in folders:
+            if value and not Path(value).is_dir():
+                raise ConfigError(
+                    f"{key}: no such folder {value!r}; set {key}= to the folder holding the images"
+                )
+        if self.pretrained not in (None, "timm", "package") and not Path(self.pretrained).is_file():
+            raise ConfigError(
+                f"pretrained: {self.pretrained!r} is not a file; use none, timm, package or a weights file"
+            )
+
+
+def help_text(cls: type = TrainConfig) -> str:
+    """Every key of ``cls`` with its default and meaning, one per line, for ``--help``."""
+    rows = [(f"{f.name}={_default_text(f)}", f.metadata.get("help", "")) for f in dataclasses.fields(cls)]
+    width = max(len(default) for default, _ in rows)
+    return "\n".join(f"  {default:<{width}}  {meaning}" for default, meaning in rows)
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    """The default as it would be typed on a command line: 256,192 / none / true / ""."""
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "none" if value is None else '""' if value == "" else str(value)
+
 
 def load_config(path: str | Path | None, overrides: list[str] = (), cls: type = TrainConfig) -> Any:
     """Defaults of ``cls``, then the YAML file at ``path`` (if any), then ``key=value`` overrides."""
     values: dict[str, Any] = {}
     if path is not None:
-        with open(path, encoding="utf-8") as f:
-            loaded = yaml.safe_load(f) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of key: value, got {type(loaded).__name__}")
-        values.update(loaded)
+        values.update(_read_yaml(Path(path)))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key=value")
-        values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or "not a YAML value"
+            raise ConfigError(f"{key.strip()}: cannot read {raw!r} ({problem}); quote it or fix it") from None
     return build_config(values, cls)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in the YAML file ``path``; ConfigError (one line: file, line, problem) otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file; give the path of a YAML file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err})") from None
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(
+            f"{path}: not valid YAML{where} ({problem}); write one 'key: value' per line"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of key: value, got {type(loaded).__name__}")
+    return loaded
 
 
 def build_config(values: dict[str, Any], cls: type = TrainConfig) -> Any:

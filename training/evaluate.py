@@ -1,7 +1,9 @@
 """python -m training.evaluate CHECKPOINT --annotations FILE.json --images DIR: score a PoseModel.
 
 The network runs once over the set; every requested decoder reads the same logits. The last line
-printed is one JSON object (see ``--help``); the difficulty splits (paper Table 1) go to ``--out``.
+printed is one JSON object (see ``--help``); all metrics and the difficulty splits (paper Table 1) are
+written to ``--out`` when it is given (an existing file only with ``--force``). Every argument is checked
+before the network runs.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from pose.evaluation import (
     summarize,
     visibility_masks,
 )
-from pose.geometry import apply_affine
+from pose.geometry import apply_affine, xyxy_to_xywh
 from pose.inference import flip_test_logits
-from pose.keypoints import MPII_16
+from pose.keypoints import MPII_16, schema_from_coco_file
 from pose.models import CheckpointError, PoseModel
 
 
@@ -58,7 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", default="evaluation.json", help="where to write all metrics and splits")
+    parser.add_argument(
+        "--out", default=None, help="write all metrics and splits to this JSON file (default: none written)"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     return parser.parse_args(argv)
 
 
@@ -110,7 +115,7 @@ def score(data: dict[str, Any], name: str, dataset: TopDownDataset, args) -> dic
         undefined = dict.fromkeys(("pck@0.2", "pck_norm", "epe", "auc", *protocol_keys(dataset.schema)))
         return {**undefined, "ap": ap_value, "coco": ap, "n_instances": int(len(pred))}
     visible, _ = visibility_masks(data["visibility"])
-    gt, boxes = data["keypoints_image"], data["box"]
+    gt, boxes = data["keypoints_image"], xyxy_to_xywh(data["box"])  # corners -> (x, y, w, h) for PCK
     result = summarize(
         pred,
         conf,
@@ -131,29 +136,11 @@ def score(data: dict[str, Any], name: str, dataset: TopDownDataset, args) -> dic
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        model = PoseModel.from_pretrained(args.checkpoint, map_location=args.device).eval()
-    except CheckpointError as err:
+        model, dataset, decoders = prepare(args)
+    except (CheckpointError, EvaluationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    default = model.decoder
-    decoders = sorted(DECODERS) if args.decoder == "all" else [args.decoder or default]
-    if any(name not in DECODERS for name in decoders):
-        print(
-            f"error: --decoder must be one of {sorted(DECODERS)} or 'all', got {args.decoder!r}",
-            file=sys.stderr,
-        )
-        return 2
     beta = model.beta if args.beta is None else args.beta
-    dataset = TopDownDataset(
-        args.annotations,
-        args.images,
-        input_size=model.input_size,
-        mean=model.mean,
-        std=model.std,
-        detections=args.detections,
-        score_threshold=args.score_threshold,
-        image_ids=json.loads(Path(args.split).read_text())["val_image_ids"] if args.split else None,
-    )
     data = collect(model, dataset, decoders, beta, args.batch_size, args.workers, args.flip)
     results = {name: score(data, name, dataset, args) for name in decoders}
     report: dict[str, Any] = {
@@ -168,24 +155,84 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nEPE by difficulty, decoder {name} (image px):")
             print(format_splits_table(report["splits"][name]))
     _print_table(results)
-    Path(args.out).write_text(json.dumps(report, indent=2, allow_nan=False), encoding="utf-8")
-    primary = default if default in results else decoders[0]
+    if args.out:  # "x": a file that appeared while the network ran is not overwritten either
+        with open(args.out, "w" if args.force else "x", encoding="utf-8") as f:
+            f.write(json.dumps(report, indent=2, allow_nan=False))
+        print(f"wrote {args.out}", file=sys.stderr)
+    primary = model.decoder if model.decoder in results else decoders[0]
     headline = {k: v for k, v in results[primary].items() if k != "coco"}
     others = {
         name: {k: v for k, v in r.items() if k != "coco"} for name, r in results.items() if name != primary
     }
-    print(
-        json.dumps(
-            {
-                **headline,
-                "decoder": primary,
-                "beta": beta,
-                "flip": args.flip,
-                **({"others": others} if others else {}),
-            }
-        )
-    )
+    summary = {**headline, "decoder": primary, "beta": beta, "flip": args.flip}
+    print(json.dumps({**summary, **({"others": others} if others else {})}))
     return 0
+
+
+class EvaluationError(ValueError):
+    """Arguments that cannot be evaluated; the message names the file or option and the fix."""
+
+
+def prepare(args: argparse.Namespace) -> tuple[PoseModel, TopDownDataset, list[str]]:
+    """Check every argument and load the model and the data set, before the network runs at all.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be loaded.
+        EvaluationError: a missing file or folder, an --out that exists (without --force), an unknown
+            decoder, or annotations of other keypoints than the model predicts.
+    """
+    if args.out and Path(args.out).exists() and not args.force:
+        raise EvaluationError(f"--out {args.out} exists; choose another file or add --force to overwrite it")
+    for option, path in (("--annotations", args.annotations), ("--detections", args.detections)):
+        if path and not Path(path).is_file():
+            raise EvaluationError(f"{option}: no such file {path!r}")
+    if not Path(args.images).is_dir():
+        raise EvaluationError(f"--images: no such folder {args.images!r}; give the folder of the images")
+    model = PoseModel.from_pretrained(args.checkpoint, map_location=args.device).eval()
+    decoders = sorted(DECODERS) if args.decoder == "all" else [args.decoder or model.decoder]
+    if any(name not in DECODERS for name in decoders):
+        raise EvaluationError(f"--decoder must be one of {sorted(DECODERS)} or 'all', got {args.decoder!r}")
+    _check_schema(model, args.annotations)
+    dataset = TopDownDataset(
+        args.annotations,
+        args.images,
+        input_size=model.input_size,
+        mean=model.mean,
+        std=model.std,
+        detections=args.detections,
+        score_threshold=args.score_threshold,
+        image_ids=_held_out_ids(args.split) if args.split else None,
+    )
+    if len(dataset) == 0:
+        raise EvaluationError(
+            f"nothing to evaluate: no person of {args.annotations} has its image in {args.images} "
+            f"({dict(dataset.problems) or 'no annotated person'}); check --images and --split"
+        )
+    return model, dataset, decoders
+
+
+def _check_schema(model: PoseModel, annotations: str) -> None:
+    """The annotation file has the keypoints the model predicts (same names, same order)."""
+    try:
+        schema = schema_from_coco_file(annotations)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # bad JSON: ValueError
+        raise EvaluationError(
+            f"--annotations: cannot read a COCO keypoint file from {annotations} ({err})"
+        ) from None
+    if schema.names != model.schema.names:
+        raise EvaluationError(
+            f"the model predicts {model.schema.num_keypoints} keypoints ({model.schema.name}) but "
+            f"{annotations} has {schema.num_keypoints} ({', '.join(schema.names[:3])}, ...); evaluate it on "
+            "annotations of its own keypoints"
+        )
+
+
+def _held_out_ids(split: str) -> list[int]:
+    """The ``val_image_ids`` of a run's split.json."""
+    try:
+        return [int(i) for i in json.loads(Path(split).read_text(encoding="utf-8"))["val_image_ids"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise EvaluationError(f"--split: cannot read val_image_ids from {split} ({err})") from None
 
 
 def splits(data: dict[str, Any], name: str) -> dict[str, Any]:
@@ -196,10 +243,16 @@ def splits(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _print_table(results: dict[str, dict[str, Any]]) -> None:
-    print(f"\n{'decoder':<10} {'PCK@0.2':>8} {'EPE px':>8} {'AUC':>7} {'AP':>7}")
+    print(f"\n{'decoder':<10} {'PCK@0.2':>8} {'torso':>8} {'EPE px':>8} {'AUC':>8} {'AP':>8}")
     for name, r in results.items():
-        cells = [r.get(k) for k in ("pck@0.2", "epe", "auc", "ap")]
+        cells = [r.get(k) for k in ("pck@0.2", "pck@0.2_torso", "epe", "auc", "ap")]
         print(f"{name:<10} " + " ".join(f"{'-' if v is None else f'{v:.4f}':>8}" for v in cells))
+    first = next(iter(results.values()))
+    if first.get("pck_fallback"):
+        print(
+            f"PCK@0.2 scores all {first['pck_n_instances']} people: {first['pck_n_fallback']} without a "
+            f"labelled torso diagonal are normalised by {first['pck_fallback']}; 'torso' leaves them out."
+        )
     tables = {name: r["pckh_table"] for name, r in results.items() if r.get("pckh_table")}
     if tables:
         columns = list(next(iter(tables.values())))

@@ -6,15 +6,17 @@ import argparse
 import sys
 
 from pose.models import CheckpointError
-from training.config import ConfigError, TrainConfig, load_config
+from training.config import ConfigError, help_text, load_config
 from training.trainer import Trainer
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.run",
-        description="Train a pose model with one of the paper's methods (detection, ipr, debiased).",
-        epilog="keys: " + ", ".join(TrainConfig.__dataclass_fields__),
+        description="Train a pose model with one of the paper's methods (detection, ipr, debiased). "
+        "Settings: the defaults below, then the YAML file, then key=value overrides.",
+        epilog="keys (key=default  meaning):\n" + help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", nargs="?", help="YAML file of settings (optional)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings that override the file")
@@ -26,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         config_path = None
     try:
         config = load_config(config_path, overrides)
-        config.resolved()
+        config.validate()  # every key and the data paths, before any model or data is built
         trainer = Trainer(config)
-    except (ConfigError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     trainer.fit()

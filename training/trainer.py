@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,11 +24,11 @@ from tqdm import tqdm
 from pose.data import AugmentConfig, TopDownDataset, make_loader, set_loader_epoch
 from pose.decode import DECODERS
 from pose.evaluation import summarize, visibility_masks
-from pose.geometry import apply_affine
-from pose.keypoints import schema_from_coco_file
+from pose.geometry import apply_affine, xyxy_to_xywh
 from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
 from pose.models import PoseModel, build_pose_model
 from training import distributed
+from training.checks import check_image_folders, check_sizes, training_schema
 from training.config import ConfigError, TrainConfig, save_config
 from training.modelcard import write_model_card
 
@@ -38,13 +39,15 @@ class Trainer:
     """One run of ``config``: builds the model, data and optimiser, then ``fit()`` trains it."""
 
     def __init__(self, config: TrainConfig) -> None:
+        config.validate()  # every key, before anything is built: a bad value must not cost an epoch
         self.config = config
         torch.manual_seed(config.seed)  # identical initial weights on every rank and in every rerun
         self.rank, self.world = distributed.setup()
         self.device = _device(config.device)
         self.out = Path(config.out_dir)
         self.coord_loss, self.heatmap_epochs, self.decoder = config.resolved()
-        schema = schema_from_coco_file(config.train_annotations)
+        schema = training_schema(config)
+        check_image_folders(config)
         self.model = build_pose_model(
             config.arch,
             schema,
@@ -56,6 +59,7 @@ class Trainer:
         if config.init_from:
             _load_start_weights(self.model, config.init_from)
         self.train_set, self.val_set = _datasets(config, self.model)
+        check_sizes(self.train_set, self.val_set, config)
         sharded = self.world > 1
         self.train_loader = make_loader(
             self.train_set, config.batch_size, True, config.num_workers, config.seed, sharded, drop_last=True
@@ -74,9 +78,15 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp and self.device.type == "cuda")
         self.net = nn.parallel.DistributedDataParallel(self.model) if sharded else self.model
         self.epoch, self.best = 0, -math.inf
+        self.pending: dict | None = None  # a trained epoch whose validation and log are still to do
 
     def fit(self) -> Path:
-        """Train to ``config.epochs`` (resuming when ``config.resume``); return the final model folder."""
+        """Train to ``config.epochs`` (resuming when ``config.resume``); return the final model folder.
+
+        After each epoch's steps the state is saved first (``last.pt``, with the epoch's record marked
+        pending); validation, the metrics line and ``best/`` follow. An error in those loses no training:
+        ``resume=true`` validates the pending epoch and goes on.
+        """
         if self.config.resume and (self.out / STATE_FILE).exists():
             self._load_state()
         elif self.rank == 0:
@@ -84,30 +94,61 @@ class Trainer:
             save_config(self.config, self.out / "config.yaml")
             self._write_split()
             (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        if self.pending is not None:
+            self._finish_epoch(self.pending)
         while self.epoch < self.config.epochs:
-            record = {
-                "epoch": self.epoch,
-                "loss": self.train_epoch(),
-                "lr": self.optimizer.param_groups[0]["lr"],
-            }
-            if (self.epoch + 1) % self.config.val_every == 0 or self.epoch + 1 == self.config.epochs:
-                record.update({f"val_{k}": v for k, v in self.validate().items() if k != "coco"})
+            started = time.monotonic()
+            record = {"epoch": self.epoch, **self.train_epoch(), "lr": self.optimizer.param_groups[0]["lr"]}
+            record["seconds"] = time.monotonic() - started
             self.epoch += 1
             if self.rank == 0:
-                self._end_epoch(record)
-            distributed.barrier()
+                self._save_state(pending=record)
+            self._finish_epoch(record)
         final = self.out / "model"
         if self.rank == 0:
             self._save_final(final)
         distributed.cleanup()
         return final
 
-    def train_epoch(self) -> float:
-        """One pass over the training loader (at most ``steps`` batches) -> mean loss over all ranks."""
+    def _finish_epoch(self, record: dict) -> None:
+        """Validate the epoch just trained (when due), log it, keep the best; then mark it done.
+
+        ``record`` holds the epoch's training results; its ``seconds`` gain the validation time.
+        """
+        try:
+            started, done = time.monotonic(), record["epoch"] + 1
+            if done % self.config.val_every == 0 or done == self.config.epochs:
+                record.update({f"val_{k}": v for k, v in self.validate().items() if k != "coco"})
+            record["seconds"] = round(record["seconds"] + time.monotonic() - started, 1)
+            if self.rank == 0:
+                self._end_epoch(record)
+                self._save_state(pending=None)
+        except Exception:
+            if self.rank == 0:
+                print(
+                    f"error after epoch {record['epoch'] + 1}: its training is saved in "
+                    f"{self.out / STATE_FILE}; fix the cause below and rerun with resume=true to go on",
+                    file=sys.stderr,
+                )
+            raise
+        self.pending = None
+        distributed.barrier()
+
+    def uses_heatmap_loss(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) adds the heatmap MSE: L_aug for the first ``heatmap_epochs``."""
+        return self.heatmap_epochs < 0 or epoch < self.heatmap_epochs
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the training loader (at most ``steps`` batches).
+
+        Returns:
+            Means over the steps and all ranks: ``loss`` and its parts ``loss_coord`` (L_re, px) and
+            ``loss_heatmap`` (the weighted heatmap MSE; exactly 0 in epochs without it).
+        """
         set_loader_epoch(self.train_loader, self.epoch)
         self.net.train()
-        use_heatmap = self.heatmap_epochs < 0 or self.epoch < self.heatmap_epochs
-        total, count = 0.0, 0
+        use_heatmap = self.uses_heatmap_loss(self.epoch)
+        sums, count = {"loss_coord": 0.0, "loss_heatmap": 0.0}, 0
         desc = f"epoch {self.epoch + 1}/{self.config.epochs}"
         bar = tqdm(self.train_loader, total=self.steps, desc=desc, disable=self.rank != 0, dynamic_ncols=True)
         for step, batch in enumerate(bar):
@@ -117,7 +158,8 @@ class Trainer:
             images = batch["image"].to(self.device, non_blocking=True, memory_format=torch.channels_last)
             with self._autocast():
                 logits = self.net(images)
-            loss = step_loss(logits.float(), batch, self.coord_loss, use_heatmap, self.config)
+            parts = step_losses(logits.float(), batch, self.coord_loss, use_heatmap, self.config)
+            loss = parts["loss_coord"] + parts["loss_heatmap"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss is {loss.item()} at epoch {self.epoch}, step {step}; the last checkpoint in "
@@ -130,9 +172,12 @@ class Trainer:
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
-            total, count = total + loss.item(), count + 1
-            bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.1e}")
-        return distributed.mean(total / max(count, 1))
+            sums = {k: sums[k] + v.item() for k, v in parts.items()}
+            count += 1
+            shown = (sums["loss_coord"] + sums["loss_heatmap"]) / count
+            bar.set_postfix(loss=f"{shown:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.1e}")
+        means = {k: distributed.mean(v / max(count, 1)) for k, v in sums.items()}
+        return {"loss": means["loss_coord"] + means["loss_heatmap"], **means}
 
     def _autocast(self) -> torch.autocast:
         """float16 on CUDA with ``amp``, bfloat16 on CPU with ``cpu_bf16``, else a no-op context."""
@@ -175,7 +220,7 @@ class Trainer:
             scores,
             gt,
             visible,
-            boxes,
+            xyxy_to_xywh(boxes),  # the data set's boxes are corners; PCK's box norms need w and h
             self.val_set.schema,
             image_ids=image_ids,
             annotations=annotations,
@@ -192,14 +237,18 @@ class Trainer:
         (self.out / "split.json").write_text(json.dumps(split), encoding="utf-8")
 
     def _end_epoch(self, record: dict) -> None:
-        """Append the metrics line, keep the best model, then write the resume state atomically."""
+        """Append the metrics line, print it as one line, keep the best model."""
         record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        tqdm.write(epoch_line(record, self.config.epochs))
         score = selection_score(record)
         if score is not None and score > self.best:
             self.best = score
             self.eval_model.save_pretrained(self.out / "best")
+
+    def _save_state(self, pending: dict | None) -> None:
+        """Write the resume state atomically; ``pending`` is a trained epoch not yet validated and logged."""
         payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -209,6 +258,7 @@ class Trainer:
             "best": self.best,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "torch_rng": torch.get_rng_state(),  # nothing in the step draws from it today; kept for exactness
+            "pending": json.dumps(pending) if pending is not None else None,  # JSON: weights_only loads it
         }
         tmp = self.out / (STATE_FILE + ".tmp")
         torch.save(payload, tmp)
@@ -235,9 +285,11 @@ class Trainer:
             )
         if "torch_rng" in payload:  # absent in states written before it was recorded; nothing draws from it
             torch.set_rng_state(payload["torch_rng"])
+        if payload.get("pending"):  # absent in older states; None once the epoch was logged
+            self.pending = json.loads(payload["pending"])
         if self.rank == 0:
-            _drop_metrics_after(self.out / "metrics.jsonl", self.epoch)
-        if self.rank == 0:
+            logged = self.epoch - (self.pending is not None)  # a pending epoch's line is written again
+            _drop_metrics_after(self.out / "metrics.jsonl", logged)
             print(f"resuming {self.out} at epoch {self.epoch + 1} of {self.config.epochs}")
 
     def _save_final(self, folder: Path) -> None:
@@ -262,24 +314,51 @@ class Trainer:
             )
 
 
-def step_loss(logits: torch.Tensor, batch: dict, coord_loss: str, use_heatmap: bool, config) -> torch.Tensor:
-    """``L_re`` (L1 on decoded coordinates, Eq. 5 / 10) + ``L_aug`` (heatmap MSE, Eq. 2), masked.
+def step_losses(
+    logits: torch.Tensor, batch: dict, coord_loss: str, use_heatmap: bool, config
+) -> dict[str, torch.Tensor]:
+    """The two parts of the loss, masked: ``L_re`` (L1 on decoded coordinates, Eq. 5 / 10) and ``L_aug``
+    (heatmap MSE, Eq. 2).
 
     Args:
         logits: ``(B, K, h, w)`` float32 network output.
         batch: holds ``coords`` ``(B, K, 2)``, ``heatmaps`` ``(B, K, h, w)``, ``weights`` ``(B, K)``.
         coord_loss: ``"none"``, ``"integral"`` or ``"debiased"``: the decoder the L1 goes through.
-        use_heatmap: add ``config.heatmap_weight`` times the heatmap MSE.
+        use_heatmap: include ``config.heatmap_weight`` times the heatmap MSE.
+
+    Returns:
+        ``loss_coord`` (heatmap px) and ``loss_heatmap`` (weighted), scalars; a part that is off is 0.
     """
     weights = batch["weights"].to(logits.device)
-    loss = logits.new_zeros(())
+    parts = {"loss_coord": logits.new_zeros(()), "loss_heatmap": logits.new_zeros(())}
     if coord_loss != "none":
         coords, _ = DECODERS[coord_loss](logits, config.beta)
-        loss = loss + masked_mean(coord_l1_losses(coords, batch["coords"].to(logits.device)), weights)
+        parts["loss_coord"] = masked_mean(coord_l1_losses(coords, batch["coords"].to(logits.device)), weights)
     if use_heatmap:
         mse = heatmap_mse_losses(logits, batch["heatmaps"].to(logits.device))
-        loss = loss + config.heatmap_weight * masked_mean(mse, weights)
-    return loss
+        parts["loss_heatmap"] = config.heatmap_weight * masked_mean(mse, weights)
+    return parts
+
+
+def step_loss(logits: torch.Tensor, batch: dict, coord_loss: str, use_heatmap: bool, config) -> torch.Tensor:
+    """``L_re + L_aug`` of :func:`step_losses`, one scalar."""
+    parts = step_losses(logits, batch, coord_loss, use_heatmap, config)
+    return parts["loss_coord"] + parts["loss_heatmap"]
+
+
+def epoch_line(record: dict, epochs: int) -> str:
+    """The one line printed per epoch: loss (and its parts), validation PCK/EPE, lr, time."""
+    line = f"epoch {record['epoch'] + 1}/{epochs}: loss {record['loss']:.4f}"
+    if "loss_coord" in record:
+        line += f" (L_re {record['loss_coord']:.4f} + L_aug {record['loss_heatmap']:.4f})"
+    pck, error = record.get("val_pck@0.2"), record.get("val_epe")
+    if pck is not None or error is not None:
+        show = [f"PCK@0.2 {pck:.3f}" if pck is not None else "", f"EPE {error:.2f} px" if error else ""]
+        line += ", val " + " ".join(part for part in show if part)
+    else:
+        line += ", not validated"
+    line += f", lr {record['lr']:.2e}"
+    return line + (f", {record['seconds']:.0f} s" if "seconds" in record else "")
 
 
 def _datasets(config: TrainConfig, model: PoseModel) -> tuple[TopDownDataset, TopDownDataset]:
@@ -334,8 +413,10 @@ def _split_image_ids(config: TrainConfig) -> tuple[list[int], list[int]]:
 
 
 def _steps_per_epoch(batches: int, config: TrainConfig) -> int:
-    if batches == 0:
-        raise ValueError(f"the training set has fewer items than batch_size={config.batch_size}")
+    if batches == 0:  # check_sizes has said why already on one process; a shard can still be short
+        raise ConfigError(
+            f"a process's share of the training set is smaller than batch_size={config.batch_size}"
+        )
     return min(batches, config.max_steps_per_epoch) if config.max_steps_per_epoch else batches
 
 

@@ -15,12 +15,14 @@ from pycocotools.coco import COCO
 from pose.evaluation.coco import COCO_AP_KEYS, coco_ap, coco_results, load_coco
 from pose.evaluation.metrics import (
     AUC_THRESHOLDS,
+    BOX_TORSO_RATIO,
     TORSO_DIAGONALS,
     auc,
     endpoint_errors,
     epe,
     pck,
     pck_curve,
+    pck_norms,
     pck_per_joint,
     torso_sizes,
 )
@@ -41,6 +43,7 @@ from pose.keypoints import KeypointSchema
 
 __all__ = [
     "AUC_THRESHOLDS",
+    "BOX_TORSO_RATIO",
     "COCO_AP_KEYS",
     "MPII_SC_BIAS",
     "OCCLUSION_EDGES",
@@ -59,6 +62,7 @@ __all__ = [
     "load_coco",
     "pck",
     "pck_curve",
+    "pck_norms",
     "pck_per_joint",
     "pckh",
     "pckh_table",
@@ -91,6 +95,23 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+def _pck_metrics(pred, gt, visible, boxes, schema: KeypointSchema, threshold: float) -> dict[str, Any]:
+    """The PCK keys of ``summarize``: every person (torso, else box fallback), the torso-only figure, AUC."""
+    norm, fallback, kind = pck_norms(gt, visible, schema, boxes)
+    torso_only = np.where(fallback, np.nan, norm)
+    return {
+        f"pck@{threshold:g}": _finite_or_none(pck(pred, gt, visible, norm, threshold)),
+        "pck_norm": kind,
+        "pck_fallback": f"{BOX_TORSO_RATIO:g} x box long side" if kind == "torso" else None,
+        "pck_n_instances": int((np.isfinite(norm) & (norm > 0)).sum()),
+        "pck_n_fallback": int(fallback.sum()),
+        f"pck@{threshold:g}_torso": (
+            _finite_or_none(pck(pred, gt, visible, torso_only, threshold)) if kind == "torso" else None
+        ),
+        "auc": _finite_or_none(auc(pred, gt, visible, norm)),
+    }
+
+
 def summarize(
     pred: np.ndarray,
     scores: np.ndarray,
@@ -106,8 +127,12 @@ def summarize(
 ) -> dict[str, Any]:
     """The headline metrics of one evaluation, as a JSON-ready dict.
 
-    Keys: ``pck@0.2`` (at ``threshold``), ``pck_norm`` (``"torso"`` or ``"box"``, see ``torso_sizes``),
-    ``pck_n_instances`` (instances with a defined norm), ``epe`` (px), ``auc`` (PCK over thresholds 0-0.2),
+    Keys: ``pck@0.2`` (at ``threshold``, every person scored: the torso norm, else the box fallback of
+    ``pck_norms``), ``pck_norm`` (``"torso"`` or ``"box"``, see ``torso_sizes``), ``pck_fallback`` (what
+    people without a torso diagonal are normalised by; None for box norms), ``pck_n_instances`` (people
+    scored), ``pck_n_fallback`` (of them, on the fallback), ``pck@0.2_torso`` (the torso-only figure: only
+    people with a labelled diagonal; None for box norms), ``epe`` (px), ``auc`` (PCK over thresholds 0-0.2,
+    same norms as ``pck@0.2``),
     ``ap`` (COCO OKS AP; None without schema sigmas or without ``annotations``/``image_ids``), ``coco``
     (all of ``coco_ap``'s values, or None) and ``n_instances``; for MPII-16 and hand-21 also the keys of
     ``protocol_metrics`` (PCKh; RHD AUC 0-30 px and EPE), which other schemas do not get. Values are
@@ -120,7 +145,8 @@ def summarize(
         scores: ``(N, K)`` keypoint confidences in [0, 1].
         gt: ``(N, K, 2)`` ground truth, image px.
         visible: ``(N, K)`` bool, labelled joints.
-        boxes: ``(N, 4)`` ground-truth boxes ``(x, y, w, h)``, image px (box-normalised PCK).
+        boxes: ``(N, 4)`` ground-truth boxes ``(x, y, w, h)``, image px (box norms and the PCK fallback;
+            ``pose.geometry.xyxy_to_xywh`` converts the data set's corner boxes).
         schema: Keypoint schema of the K joints.
         image_ids: ``(N,)`` COCO image ids, for AP.
         annotations: The ground-truth COCO file (path, dict or COCO object), for AP.
@@ -128,7 +154,6 @@ def summarize(
         threshold: PCK threshold as a fraction of the norm.
     """
     visible = np.asarray(visible, dtype=bool)
-    norm, kind = torso_sizes(gt, visible, schema, boxes)
     coco = None
     if schema.sigmas is not None and annotations is not None and image_ids is not None:
         keep = visible.any(axis=1)
@@ -140,17 +165,13 @@ def summarize(
             schema,
             box_scores=None if box_scores is None else np.asarray(box_scores)[keep],
         )
-    defined = np.isfinite(norm) & (norm > 0)
     benchmark = {
         k: v if isinstance(v, str | int) else _finite_or_none(v)
         for k, v in protocol_metrics(pred, gt, visible, schema).items()
     }
     return {
-        f"pck@{threshold:g}": _finite_or_none(pck(pred, gt, visible, norm, threshold)),
-        "pck_norm": kind,
-        "pck_n_instances": int(defined.sum()),
+        **_pck_metrics(pred, gt, visible, boxes, schema, threshold),
         "epe": _finite_or_none(epe(pred, gt, visible)),
-        "auc": _finite_or_none(auc(pred, gt, visible, norm)),
         "ap": None if coco is None else coco["AP"],
         "coco": coco,
         "n_instances": len(visible),
