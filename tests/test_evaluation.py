@@ -21,6 +21,7 @@ from pose.evaluation import (
     pck_curve,
     pck_norms,
     pck_per_joint,
+    pck_swap_tolerant,
     pckh,
     pckh_table,
     rhd_auc,
@@ -143,6 +144,25 @@ def test_offset_of_three_pixels_literal():
     assert pck_per_joint(pred, gt, visible, norm, threshold=0.1).tolist() == [1.0] * 14
     # Thresholds 0, 0.01, ..., 0.2: PCK is 0 below 0.06 and 1 from 0.06 on; trapezoid area / 0.2.
     assert auc(pred, gt, visible, norm) == pytest.approx((0.2 - 0.055) / 0.2)
+
+
+def test_swap_tolerant_pck_forgives_a_left_right_swap_per_person_only():
+    angles = 2 * np.pi * np.arange(14) / 14  # joints on a circle of radius 100: partners 44+ px apart
+    ring = 100 * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+    gt = np.stack([ring, ring + 300.0])  # torso diagonal 195 px: PCK@0.2 allows 39 px
+    visible = np.ones((2, 14), dtype=bool)
+    norm, _ = torso_sizes(gt, visible, LSP_14)
+    flip = LSP_14.flip_array()
+    pred = gt.copy()
+    pred[0] = gt[0, flip]  # person 0 predicted mirror-image: every paired joint on its partner
+    pred[1, 13] += 100.0  # person 1: the head top plainly wrong, which no swap explains
+    paired = int((flip != np.arange(14)).sum())  # 12 of LSP's 14 joints have a partner
+    assert pck(pred, gt, visible, norm) == pytest.approx((14 - paired + 13) / 28)
+    assert pck_swap_tolerant(pred, gt, visible, norm, flip) == pytest.approx(27 / 28)
+    # the better of the two is chosen per person: swapping person 1 as well would lose its 12 paired joints
+    assert pck_swap_tolerant(gt, gt, visible, norm, flip) == 1.0
+    result = summarize(pred, np.ones((2, 14)), gt, visible, np.array([[0, 0, 1, 1]] * 2), LSP_14)
+    assert result["pck@0.2_lr_tolerant"] == pytest.approx(27 / 28)
 
 
 def test_torso_uses_the_other_diagonal_when_one_end_is_missing():

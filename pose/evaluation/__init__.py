@@ -24,6 +24,7 @@ from pose.evaluation.metrics import (
     pck_curve,
     pck_norms,
     pck_per_joint,
+    pck_swap_tolerant,
     torso_sizes,
 )
 from pose.evaluation.protocols import (
@@ -64,6 +65,7 @@ __all__ = [
     "pck_curve",
     "pck_norms",
     "pck_per_joint",
+    "pck_swap_tolerant",
     "pckh",
     "pckh_table",
     "protocol_keys",
@@ -108,6 +110,11 @@ def _pck_metrics(pred, gt, visible, boxes, schema: KeypointSchema, threshold: fl
         f"pck@{threshold:g}_torso": (
             _finite_or_none(pck(pred, gt, visible, torso_only, threshold)) if kind == "torso" else None
         ),
+        f"pck@{threshold:g}_lr_tolerant": (
+            _finite_or_none(pck_swap_tolerant(pred, gt, visible, norm, schema.flip, threshold))
+            if tuple(schema.flip) != tuple(range(schema.num_keypoints))
+            else None  # no left/right pairs to swap
+        ),
         "auc": _finite_or_none(auc(pred, gt, visible, norm)),
     }
 
@@ -131,8 +138,9 @@ def summarize(
     ``pck_norms``), ``pck_norm`` (``"torso"`` or ``"box"``, see ``torso_sizes``), ``pck_fallback`` (what
     people without a torso diagonal are normalised by; None for box norms), ``pck_n_instances`` (people
     scored), ``pck_n_fallback`` (of them, on the fallback), ``pck@0.2_torso`` (the torso-only figure: only
-    people with a labelled diagonal; None for box norms), ``epe`` (px), ``auc`` (PCK over thresholds 0-0.2,
-    same norms as ``pck@0.2``),
+    people with a labelled diagonal; None for box norms), ``pck@0.2_lr_tolerant`` (every person scored as
+    labelled and left/right swapped, the better kept; None for a schema without pairs), ``epe`` (px),
+    ``auc`` (PCK over thresholds 0-0.2, same norms as ``pck@0.2``),
     ``ap`` (COCO OKS AP; None without schema sigmas or without ``annotations``/``image_ids``), ``coco``
     (all of ``coco_ap``'s values, or None) and ``n_instances``; for MPII-16 and hand-21 also the keys of
     ``protocol_metrics`` (PCKh; RHD AUC 0-30 px and EPE), which other schemas do not get. Values are

@@ -180,6 +180,32 @@ def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray,
     return float(pck_curve(pred, gt, visible, norm, [threshold])[0])
 
 
+def pck_swap_tolerant(
+    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray, flip, threshold=0.2
+) -> float:
+    """``pck`` with each person scored as labelled and with its left/right labels swapped, the better
+    kept: what remains wrong is the model's, not a left/right mix-up in the labels (or the model's own
+    mirror-image confusion, which this forgives too).
+
+    Args:
+        pred, gt, visible, norm, threshold: as in :func:`pck`.
+        flip: ``(K,)`` permutation; ``flip[i]`` is joint i's left/right partner (``KeypointSchema.flip``).
+
+    Returns:
+        Fraction in [0, 1] over all counted joints; NaN when none counts.
+    """
+    flip = np.asarray(flip)
+    hits, counted = _hits(pred, gt, visible, norm, [threshold])
+    swapped_hits, swapped_counted = _hits(
+        pred, np.asarray(gt)[:, flip], np.asarray(visible)[:, flip], norm, [threshold]
+    )
+    n = counted.sum()  # the swap permutes the labelled joints, so each person counts as many either way
+    if n == 0:
+        return float("nan")
+    best = np.maximum((hits[0] & counted).sum(1), (swapped_hits[0] & swapped_counted).sum(1))
+    return float(best.sum() / n)
+
+
 def pck_per_joint(
     pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, norm: np.ndarray, threshold=0.2
 ) -> np.ndarray:
