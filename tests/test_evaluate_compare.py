@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from pose.keypoints import COCO_17, LSP_14
 from pose.models import PoseModel, build_pose_model
@@ -42,6 +43,23 @@ def test_last_line_is_the_json_summary(tiny, tmp_path, capsys):
     assert summary["pck_norm"] == "torso" and 0 <= summary["pck@0.2"] <= 1 and summary["epe"] > 0
     report = json.loads(out.read_text())
     assert set(report["splits"]["debiased"]) == {"box_size", "num_joints", "occlusion"}
+
+
+def test_the_background_level_is_reported(tiny, tmp_path, capsys):
+    root, annotations, images = tiny
+    model = PoseModel.from_pretrained(str(root / "model"))
+    with torch.no_grad():  # every logit 0.01: a flat map off the zero the compensation assumes
+        model.head.final.weight.zero_()
+        model.head.final.bias.fill_(0.01)
+    model.save_pretrained(tmp_path / "flat")
+    args = [str(tmp_path / "flat"), "--annotations", str(annotations), "--images", str(images)]
+    assert evaluate_main([*args, "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["background_mean"] == pytest.approx(0.01, abs=1e-6)
+    assert summary["background_median"] == pytest.approx(0.01, abs=1e-6)
+    assert summary["second_mode_share"] == 0.0
+    assert "mean +0.0100" in out
 
 
 def test_all_decoders_share_one_network_pass(tiny, tmp_path, capsys, monkeypatch):
@@ -122,7 +140,8 @@ def test_evaluation_json_only_with_out_and_never_overwritten_silently(tiny, tmp_
     assert evaluate_main([*args, "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err and out.read_text() == "keep me"
     assert evaluate_main([*args, "--out", str(out), "--force"]) == 0
-    assert set(json.loads(out.read_text())) == {"checkpoint", "beta", "flip", "decoders", "splits"}
+    keys = {"checkpoint", "beta", "flip", "decoders", "heatmaps", "splits"}
+    assert set(json.loads(out.read_text())) == keys
 
 
 @pytest.mark.parametrize(("offset", "correct"), [(17.9, True), (18.1, False)])

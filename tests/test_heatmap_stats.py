@@ -43,6 +43,8 @@ def test_second_modes(second, expected):
     assert second_modes(logits).item() is expected
 
 
-def test_second_modes_need_a_positive_peak():
-    assert not second_modes(spikes((5, 6, -0.1), (20, 6, -0.2), background=-1.0)).item()
-    assert not second_modes(torch.zeros(2, 3, 8, 8)).any()
+def test_second_modes_are_measured_from_the_background():
+    assert second_modes(spikes((5, 6, -0.1), (20, 6, -0.5), background=-1.0)).item()  # rises 0.9 and 0.5
+    assert not second_modes(spikes((5, 6, -0.1), (20, 6, -0.6), background=-1.0)).item()  # 0.9 and 0.4
+    assert not second_modes(torch.zeros(2, 3, 8, 8)).any()  # flat: no mode at all
+    assert not second_modes(torch.full((1, 1, 8, 8), 0.3)).any()

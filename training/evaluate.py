@@ -31,6 +31,7 @@ from pose.evaluation import (
     summarize,
     visibility_masks,
 )
+from pose.evaluation.heatmaps import background_levels, second_modes
 from pose.geometry import apply_affine, xyxy_to_xywh
 from pose.inference import flip_test_logits
 from pose.keypoints import MPII_16, schema_from_coco_file
@@ -80,7 +81,9 @@ def collect(
     """One pass of the network; per decoder, predictions in image px ``(N, K, 2)`` and scores ``(N, K)``.
 
     Also returns the dataset's ``keypoints_image``, ``visibility``, ``box``, ``area``, ``image_id`` and
-    ``score`` fields, stacked over all N items.
+    ``score`` fields, stacked over all N items, and what the logits look like against the compensation's
+    assumption: ``background`` ``(N, K)`` (mean logit > 6 heatmap px from the peak) and ``second_mode``
+    ``(N, K)`` bool (see ``pose.evaluation.heatmaps``).
     """
     model.eval()
     device = next(model.parameters()).device
@@ -91,6 +94,7 @@ def collect(
     fields: dict[str, list] = {
         key: [] for key in ("keypoints_image", "visibility", "box", "area", "image_id", "score")
     }
+    stats: dict[str, list] = {"background": [], "second_mode": []}
     for batch in tqdm(loader, desc="evaluating", dynamic_ncols=True, file=sys.stderr):
         logits = flip_test_logits(model, batch["image"].to(device), flip_perm).float()
         matrices = batch["matrix"].numpy()
@@ -100,7 +104,9 @@ def collect(
             scores[name].append(conf.cpu().numpy())
         for key in fields:
             fields[key].append(batch[key].numpy())
-    out = {key: np.concatenate(value) for key, value in fields.items()}
+        stats["background"].append(background_levels(logits).cpu().numpy())
+        stats["second_mode"].append(second_modes(logits).cpu().numpy())
+    out = {key: np.concatenate(value) for key, value in (fields | stats).items()}
     out["preds"] = {name: np.concatenate(preds[name]) for name in decoders}
     out["scores"] = {name: np.concatenate(scores[name]) for name in decoders}
     return out
@@ -149,12 +155,20 @@ def main(argv: list[str] | None = None) -> int:
         "flip": args.flip,
         "decoders": results,
     }
+    report["heatmaps"] = heatmap_report(data)
     if not args.detections:
         report["splits"] = {name: splits(data, name) for name in decoders}
         for name in decoders:
             print(f"\nEPE by difficulty, decoder {name} (image px):")
             print(format_splits_table(report["splits"][name]))
     _print_table(results)
+    if report["heatmaps"]["background_mean"] is not None:
+        h = report["heatmaps"]
+        print(
+            f"logits > 6 heatmap px from each peak: mean {h['background_mean']:+.4f}, median "
+            f"{h['background_median']:+.4f} (the compensation assumes 0); maps with a second mode: "
+            f"{h['second_mode_share']:.1%}"
+        )
     if args.out:  # "x": a file that appeared while the network ran is not overwritten either
         with open(args.out, "w" if args.force else "x", encoding="utf-8") as f:
             f.write(json.dumps(report, indent=2, allow_nan=False))
@@ -164,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     others = {
         name: {k: v for k, v in r.items() if k != "coco"} for name, r in results.items() if name != primary
     }
-    summary = {**headline, "decoder": primary, "beta": beta, "flip": args.flip}
+    summary = {**headline, "decoder": primary, "beta": beta, "flip": args.flip, **report["heatmaps"]}
     print(json.dumps({**summary, **({"others": others} if others else {})}))
     return 0
 
@@ -242,10 +256,22 @@ def splits(data: dict[str, Any], name: str) -> dict[str, Any]:
     return difficulty_splits(errors, visible, np.sqrt(data["area"]), occluded)
 
 
+def heatmap_report(data: dict[str, Any]) -> dict[str, Any]:
+    """The logits against the zero-background assumption, over the labelled joints' maps: the mean and
+    median background logit (> 6 heatmap px from the peak) and the share of maps with a second mode."""
+    labelled = data["visibility"] > 0
+    background = data["background"][labelled & np.isfinite(data["background"])]
+    return {
+        "background_mean": float(background.mean()) if background.size else None,
+        "background_median": float(np.median(background)) if background.size else None,
+        "second_mode_share": float(data["second_mode"][labelled].mean()) if labelled.any() else None,
+    }
+
+
 def _print_table(results: dict[str, dict[str, Any]]) -> None:
-    print(f"\n{'decoder':<10} {'PCK@0.2':>8} {'torso':>8} {'EPE px':>8} {'AUC':>8} {'AP':>8}")
+    print(f"\n{'decoder':<10} {'PCK@0.2':>8} {'torso':>8} {'L/R tol':>8} {'EPE px':>8} {'AUC':>8} {'AP':>8}")
     for name, r in results.items():
-        cells = [r.get(k) for k in ("pck@0.2", "pck@0.2_torso", "epe", "auc", "ap")]
+        cells = [r.get(k) for k in ("pck@0.2", "pck@0.2_torso", "pck@0.2_lr_tolerant", "epe", "auc", "ap")]
         print(f"{name:<10} " + " ".join(f"{'-' if v is None else f'{v:.4f}':>8}" for v in cells))
     first = next(iter(results.values()))
     if first.get("pck_fallback"):

@@ -42,19 +42,21 @@ def background_levels(logits: Tensor, radius: float = 6.0) -> Tensor:
 
 def second_modes(logits: Tensor, ratio: float = 0.5, min_distance: float = 6.0) -> Tensor:
     """Whether each map has a second mode: a local maximum (over its 5×5 neighbourhood) more than
-    ``min_distance`` heatmap px from the arg-max whose logit is at least ``ratio`` times the peak's.
+    ``min_distance`` heatmap px from the arg-max that rises at least ``ratio`` times as far above the
+    map's median (its background) as the peak does.
 
     Args:
-        logits: ``(B, K, H, W)`` raw network output (peaks positive, background near 0).
-        ratio: the second mode's height as a share of the peak's.
+        logits: ``(B, K, H, W)`` raw network output.
+        ratio: the second mode's height above the background, as a share of the peak's.
         min_distance: heatmap pixels; nearer maxima are the same mode's ripples.
 
     Returns:
-        ``(B, K)`` bool; False for maps whose peak is not positive (no mode to compare against).
+        ``(B, K)`` bool; False for flat maps (no mode at all).
     """
     logits = logits.float()
-    peak = logits.flatten(2).amax(-1)  # (B, K)
+    base = logits.flatten(2).median(-1).values[..., None, None]  # (B, K, 1, 1)
+    rise = logits.flatten(2).amax(-1)[..., None, None] - base
     local_max = logits == F.max_pool2d(logits, 5, stride=1, padding=2)
-    high = logits >= ratio * peak[..., None, None]
+    high = logits - base >= ratio * rise
     far = _peak_distances(logits) > min_distance
-    return (local_max & high & far).flatten(2).any(-1) & (peak > 0)
+    return (local_max & high & far).flatten(2).any(-1) & (rise[..., 0, 0] > 0)
