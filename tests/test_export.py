@@ -11,6 +11,7 @@ from pose.models import PoseModel
 from tests.fixtures import make_coco_dataset
 from training.config import load_config
 from training.export import main as export_main
+from training.modelcard import teacher_lines
 from training.shrink import main as shrink_main
 from training.trainer import Trainer
 
@@ -59,7 +60,12 @@ def test_export_scores_every_decoder_and_writes_card_log_and_split(run, tmp_path
     debiased = evaluation["decoders"]["debiased"]
     torso = debiased["pck@0.2_torso"]
     row = f"| `debiased` (shipped) | {debiased['pck@0.2']:.3f} | {'–' if torso is None else f'{torso:.3f}'} |"
-    assert f"{row} {debiased['epe']:.2f} |" in card
+    assert f"{row} {debiased['pck@0.2_lr_tolerant']:.3f} | {debiased['epe']:.2f} |" in card
+    low = evaluation["low_beta"]  # the same logits at beta 3: what the bias does to each integral decoder
+    assert low["beta"] == 3.0 and set(low) == {"beta", "debiased", "integral"}
+    assert f"| `integral` | {evaluation['decoders']['integral']['pck@0.2']:.3f} | " in card
+    assert "## The bias on these logits (beta 3)" in card
+    assert f"mean {evaluation['heatmaps']['background_mean']:+.4f}" in card
     assert f"PCK@0.2 scores all {debiased['pck_n_instances']} people" in card
     shipped = PoseModel.from_pretrained(str(out)).state_dict()
     trained = PoseModel.from_pretrained(str(run / "model")).state_dict()
@@ -145,3 +151,21 @@ def test_export_of_a_fine_tuned_best_checkpoint_says_where_it_came_from(run, tmp
 def test_export_wants_annotations_and_images_together(run, tmp_path):
     with pytest.raises(SystemExit):
         export_main([str(run), str(tmp_path / "out"), "--annotations", "a.json"])
+
+
+def test_the_card_states_the_teacher_that_cleaned_the_labels(tmp_path):
+    cleaned = {
+        "info": {
+            "teacher": {"model": "pose_landmark_heavy.tflite", "package": "@mediapipe/pose",
+                        "version": "0.5.1", "license": "Apache-2.0", "sha256": "59e42d71bcd4" + "0" * 52},
+            "cleaning": {"rule": "the rule", "people_touched": 7, "people_checked": 80,
+                         "swapped": {"legs": 4, "arms": 5}},
+        }
+    }  # fmt: skip
+    (tmp_path / "clean.json").write_text(json.dumps(cleaned))
+    (tmp_path / "plain.json").write_text(json.dumps({"info": {}}))
+    text = "".join(teacher_lines(str(tmp_path / "clean.json")))
+    assert "@mediapipe/pose` 0.5.1, Apache-2.0, sha256 `59e42d71bcd4…`" in text
+    assert "7 of 80 training people (legs 4, arms 5)" in text and "the rule" in text
+    assert teacher_lines(str(tmp_path / "plain.json")) == []
+    assert teacher_lines(str(tmp_path / "no.json")) == []

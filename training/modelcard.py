@@ -112,7 +112,8 @@ def metrics_lines(evaluation: dict[str, Any], annotations: str, shipped: str) ->
     first = next(iter(evaluation["decoders"].values()))
     rows = [
         f"| `{name}`{' (shipped)' if name == shipped else ''} | {m['pck@0.2']:.3f} | "
-        f"{_number(m.get('pck@0.2_torso'), 3)} | {m['epe']:.2f} | {m['auc']:.3f} |"
+        f"{_number(m.get('pck@0.2_torso'), 3)} | {_number(m.get('pck@0.2_lr_tolerant'), 3)} | "
+        f"{m['epe']:.2f} | {m['auc']:.3f} |"
         for name, m in evaluation["decoders"].items()
     ]
     return [
@@ -122,9 +123,64 @@ def metrics_lines(evaluation: dict[str, Any], annotations: str, shipped: str) ->
         "EPE in image pixels, AUC of PCK over thresholds 0-0.2 (same norms as PCK@0.2). Scored on "
         f"`{evaluation.get('scored_on', annotations)}`, the held-out ids of `split.json`.",
         "",
-        "| decoder | PCK@0.2 | PCK@0.2, torso only | EPE (px) | AUC |",
-        "|---|---|---|---|---|",
+        "The left/right-tolerant column scores each person as labelled and with left and right swapped, "
+        "keeping the better: the gap to PCK@0.2 is what left/right mix-ups (the labels' or the model's) "
+        "cost.",
+        "",
+        "| decoder | PCK@0.2 | PCK@0.2, torso only | PCK@0.2, left/right tolerant | EPE (px) | AUC |",
+        "|---|---|---|---|---|---|",
         *rows,
+        *bias_lines(evaluation),
+    ]
+
+
+def bias_lines(evaluation: dict[str, Any]) -> list[str]:
+    """The card's section on the bias: both integral decoders at a low beta, and the logits' background."""
+    if "low_beta" not in evaluation:  # an evaluation.json written before export measured it
+        return []
+    low, heat = evaluation["low_beta"], evaluation["heatmaps"]
+    high = evaluation["decoders"]
+    return [
+        "",
+        f"## The bias on these logits (beta {low['beta']:g})",
+        "The same logits decoded at a low beta, where the uniform background pulls the soft-argmax J_r "
+        "toward the crop centre and the compensated J_o should stay on the joint (paper Eq. 8):",
+        "",
+        "| decoder | PCK@0.2 at the shipped beta | PCK@0.2 at beta " + f"{low['beta']:g} | EPE (px) at beta "
+        f"{low['beta']:g} |",
+        "|---|---|---|---|",
+        *(
+            f"| `{name}` | {high[name]['pck@0.2']:.3f} | {low[name]['pck@0.2']:.3f} | "
+            f"{low[name]['epe']:.2f} |"
+            for name in ("debiased", "integral")
+        ),
+        "",
+        f"Background (the logits more than 6 heatmap px from each labelled joint's peak): mean "
+        f"{heat['background_mean']:+.4f}, median {heat['background_median']:+.4f}; the compensation is exact "
+        f"when it is 0. Maps with a second mode (a local maximum > 6 px from the peak, at least half its "
+        f"height above the median): {heat['second_mode_share']:.1%} of the labelled joints' maps; there the "
+        "compensation removes the background's pull but not the second peak's.",
+    ]
+
+
+def teacher_lines(train_annotations: str) -> list[str]:
+    """What ``training.teacher`` did to the training labels, read from the file's ``info`` (if anything)."""
+    try:
+        info = json.loads(Path(train_annotations).read_text(encoding="utf-8")).get("info", {})
+    except (OSError, ValueError):
+        return []
+    teacher, cleaning = info.get("teacher"), info.get("cleaning")
+    if not (teacher and cleaning):
+        return []
+    swapped = ", ".join(f"{group} {n}" for group, n in cleaning["swapped"].items())
+    return [
+        "",
+        f"Training labels cleaned by `python -m training.teacher`: the teacher, BlazePose GHUM Heavy "
+        f"(`{teacher.get('model')}` from npm `{teacher.get('package')}` {teacher.get('version')}, "
+        f"{teacher.get('license')}, sha256 `{str(teacher.get('sha256'))[:12]}…`; weights not shipped), "
+        f"swapped left/right limb labels back where they clearly fit it better swapped ({cleaning['rule']}): "
+        f"{cleaning['people_touched']} of {cleaning['people_checked']} training people ({swapped}). "
+        "Validation images were never shown to the teacher and keep their published labels.",
     ]
 
 
@@ -202,6 +258,8 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         f"Trained on `{config.train_annotations}`. The data's own note, quoted in full:",
         "",
         quoted,
+        "",
+        *teacher_lines(config.train_annotations),
         "",
         f"Validation: a seeded {config.val_fraction:.0%} of the images (seed {config.seed}) was held out and "
         "never trained on; `split.json` lists the image ids on each side.",
