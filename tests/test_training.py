@@ -18,7 +18,7 @@ from pose.models import PoseModel, build_pose_model
 from tests.fixtures import make_coco_dataset
 from training.config import ConfigError, load_config
 from training.run import main as run_main
-from training.trainer import Trainer, _lr_schedule
+from training.trainer import Trainer, _lr_schedule, step_losses
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -359,3 +359,24 @@ def test_smoke_run_on_real_data(name, settings, tmp_path):
     assert record["val_n_instances"] > 0 and math.isfinite(record["val_epe"])
     expected_k = {"coco-mini": 17, "lspet": 14}[name]
     assert PoseModel.from_pretrained(str(tmp_path / "model")).schema.num_keypoints == expected_k
+
+
+def test_extra_betas_average_the_coordinate_loss_over_betas():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 8, 6, generator=generator)
+    batch = {
+        "coords": torch.rand(2, 3, 2, generator=generator) * 5,
+        "heatmaps": torch.zeros(2, 3, 8, 6),
+        "weights": torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]]),
+    }
+
+    def coord_part(*extra):
+        config = load_config(None, [f"extra_betas={list(extra)}"])
+        return step_losses(logits, batch, "debiased", False, config)["loss_coord"].item()
+
+    at_10, at_3 = coord_part(), load_config(None, ["beta=3"])
+    at_3 = step_losses(logits, batch, "debiased", False, at_3)["loss_coord"].item()
+    assert at_10 != pytest.approx(at_3)  # the two betas decode these maps differently
+    assert coord_part(3.0) == pytest.approx((at_10 + at_3) / 2)
+    with pytest.raises(ConfigError, match="extra_betas"):
+        load_config(None, ["extra_betas=[0]"]).validate()

@@ -63,6 +63,9 @@ class TrainConfig:
         [256, 192], "[height, width] of the network input, px, both divisible by 32"
     )
     beta: float = setting(10.0, "softmax sharpness of the integral and debiased decoders and losses, > 0")
+    extra_betas: list[float] = setting(
+        [], "more betas for the L1 on coordinates (mean over beta and these): e.g. [3] keeps J_o right at 3"
+    )
     # Method (paper names) and the switches it sets; None = the method's default
     method: str = setting("debiased", "detection | ipr | debiased: sets coord_loss, heatmap_epochs, decoder")
     coord_loss: str | None = setting(
@@ -166,6 +169,7 @@ class TrainConfig:
             )
         rules = [
             ("beta", self.beta > 0 and math.isfinite(self.beta), "a finite number > 0"),
+            ("extra_betas", all(b > 0 and math.isfinite(b) for b in self.extra_betas), "finite numbers > 0"),
             ("sigma", self.sigma > 0, "> 0 heatmap px"),
             ("aug_epochs", self.aug_epochs >= 0, ">= 0"),
             ("heatmap_epochs", self.heatmap_epochs is None or self.heatmap_epochs >= -1, "-1, 0 or N > 0"),

@@ -323,7 +323,8 @@ def step_losses(
     Args:
         logits: ``(B, K, h, w)`` float32 network output.
         batch: holds ``coords`` ``(B, K, 2)``, ``heatmaps`` ``(B, K, h, w)``, ``weights`` ``(B, K)``.
-        coord_loss: ``"none"``, ``"integral"`` or ``"debiased"``: the decoder the L1 goes through.
+        coord_loss: ``"none"``, ``"integral"`` or ``"debiased"``: the decoder the L1 goes through, at
+            ``config.beta`` and each of ``config.extra_betas`` (the mean of those L1s).
         use_heatmap: include ``config.heatmap_weight`` times the heatmap MSE.
 
     Returns:
@@ -332,8 +333,12 @@ def step_losses(
     weights = batch["weights"].to(logits.device)
     parts = {"loss_coord": logits.new_zeros(()), "loss_heatmap": logits.new_zeros(())}
     if coord_loss != "none":
-        coords, _ = DECODERS[coord_loss](logits, config.beta)
-        parts["loss_coord"] = masked_mean(coord_l1_losses(coords, batch["coords"].to(logits.device)), weights)
+        # With extra_betas the same L1 at other betas too: J_o is right at every beta only where the
+        # background is the zero the compensation assumes, so this trains the background as well
+        betas = [config.beta, *config.extra_betas]
+        targets = batch["coords"].to(logits.device)
+        losses = [coord_l1_losses(DECODERS[coord_loss](logits, b)[0], targets) for b in betas]
+        parts["loss_coord"] = masked_mean(torch.stack(losses).mean(0), weights)
     if use_heatmap:
         mse = heatmap_mse_losses(logits, batch["heatmaps"].to(logits.device))
         parts["loss_heatmap"] = config.heatmap_weight * masked_mean(mse, weights)
