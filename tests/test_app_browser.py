@@ -124,6 +124,11 @@ def person_count(page) -> int:
 
 def click_photo(page, x: float, y: float) -> None:
     """Click the overlay at photo pixel (x, y): the image is shown scaled to fit its box (object-fit)."""
+    # A new overlay's src is set before its pixels arrive (naturalWidth 0 until then): wait for them
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#overlay img');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
     box, natural = page.evaluate(
         "() => { const i = document.querySelector('#overlay img'); const r = i.getBoundingClientRect();"
         " return [[r.left, r.top, r.width, r.height], [i.naturalWidth, i.naturalHeight]]; }"
