@@ -80,6 +80,7 @@ class BlazePoseHeatmaps(nn.Module):
     mean = (0.0, 0.0, 0.0)  # Predictor computes (pixel - 255 mean) / (255 std): here pixel / 255
     std = (1.0, 1.0, 1.0)
     crop_padding = CROP_PADDING
+    sigmoid_heatmaps = True  # the maps are probabilities, not logits (the app says so)
     num_keypoints = COCO_17.num_keypoints
 
     def __init__(self, model_file: str | Path, threads: int = 1, beta: float = 10.0) -> None:
