@@ -291,7 +291,13 @@ def map_note(session: PhotoSession, person: int, joint: int, beta: float) -> str
         f"At β = {beta:g} the pixels that far hold {below:+.0%} (those below 0) and {above:+.0%} (above 0) "
         "of J_o's weights, exp(βH) − 1.",
     ]
-    if not (np.isfinite(below) and np.isfinite(above)) or below < -OVERCORRECTION:
+    if not (np.isfinite(below) and np.isfinite(above)) or below > 0 or above < 0:  # total weight <= 0
+        lines.append(
+            "⚠️ **The zero-background assumption breaks here:** the background is so far below 0 that the "
+            "weights exp(βH) − 1 sum to 0 or less, so nothing can be compensated: the debiased decoder falls "
+            "back to J_r (score 0). Raise β, or pick a model whose background is 0 (BlazePose)."
+        )
+    elif below < -OVERCORRECTION:
         lines.append(
             "⚠️ **The zero-background assumption breaks here:** below 0 the weights are negative, so Eq. 8 "
             "takes away more than the background added; J_o is pushed *away* from the map's centre "

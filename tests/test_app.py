@@ -14,7 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -32,7 +34,9 @@ from app.detection import PersonDetector
 from app.images import MAX_SIDE, PhotoError, overlay_file, read_photo
 from app.model import ModelRefused, ModelStore, local_folders_allowed
 from app.photo_tab import PhotoTab, example_photos
+from app.plots import add_partition, arrow_magnification
 from app.ui import build_demo, launch_kwargs
+from pose.decode import partition
 from pose.inference import Predictor
 from pose.keypoints import COCO_17
 from pose.models import CheckpointError, PoseModel
@@ -532,3 +536,29 @@ def test_two_clicks_on_the_photo_draw_a_box(tiny_model_dir):
     assert added.corner is None and added.num_boxes == found + 1 and added.num_people == found + 1
     np.testing.assert_array_equal(added.boxes[-1], [0, 550, 65, 875])
     assert np.isnan(added.scores[-1]) and "1 drawn by hand" in second[6]
+
+
+@pytest.mark.parametrize(
+    "median_shift, r, expected", [(0.03, 6, 500), (0.5, 6, 20), (40.0, 6, 1), (0.0, 6, 1)]
+)
+def test_arrow_magnification_is_a_readable_round_number(median_shift, r, expected):
+    j_r = np.zeros((1, 3, 2))
+    j_o = j_r + [median_shift, 0.0]
+    assert arrow_magnification(j_r, j_o, r, magnify=True) == expected
+    assert arrow_magnification(j_r, j_o, r, magnify=False) == 1
+
+
+@pytest.mark.parametrize("estimate", [(1.0, 1.0), (31.5, 23.5), (60.2, 3.1), (12.7, 40.0), (0.0, 47.0)])
+def test_omega_labels_sit_inside_their_parts_and_never_overlap(estimate):
+    rects = partition(torch.tensor(estimate), (48, 64)).numpy()
+    fig = go.Figure()
+    add_partition(fig, rects, "white")
+    labels = fig.layout.annotations
+    boxes = []
+    for label in labels:
+        k = int(label.text[-1]) - 1
+        x0, y0, x1, y1 = rects[k]
+        assert x1 - x0 >= 4 and y1 - y0 >= 3  # big enough to hold its label
+        assert x0 <= label.x <= x1 and y0 <= label.y <= y1  # inside its own part, so inside the map
+        boxes.append(k)
+    assert len(boxes) == len(set(boxes))  # one label per part: parts are disjoint, so labels are apart
