@@ -13,10 +13,23 @@ from pathlib import Path
 
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from torch import nn
 
+from pose.blazepose import BlazePoseError, BlazePoseHeatmaps
 from pose.models import CheckpointError, PoseModel
 
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "model"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BUNDLED_MODEL_DIR = ASSETS / "model"
+# The second model of the picker: MediaPipe's BlazePose Full, shipped in assets/ (see assets/README.md).
+BLAZEPOSE = "blazepose-full"
+BLAZEPOSE_FILE = ASSETS / "blazepose" / "pose_landmark_full.tflite"
+BLAZEPOSE_LABEL = (
+    "BlazePose GHUM 3D Full (Google MediaPipe, Apache-2.0), trained elsewhere, its 64×64 heatmaps of the "
+    "17 COCO joints decoded here by our three decoders. Its heatmap is the **sigmoid** of the network's "
+    "logits: background ≈ 0, peak up to ≈ 1, the zero-background setting the compensation assumes. It was "
+    "never trained with a softmax, so no β is its own: β = 10 is where the bias shows (LSPET: integral "
+    "PCK far below argmax, debiased recovers most of it)"
+)
 MODEL_ENV = "POSE_MODEL"
 # Loaded models stay in memory for every session; visitors loading many Hub repos must not exhaust it.
 MAX_CACHED_MODELS = 3
@@ -31,12 +44,13 @@ class LoadedModel:
     """A model shared by all sessions, and where it came from.
 
     Attributes:
-        model: the PoseModel in eval mode on the CPU (never modified after loading).
+        model: the PoseModel (or ``pose.blazepose.BlazePoseHeatmaps``) in eval mode on the CPU (never
+            modified after loading).
         source: the folder or Hub repo id it was loaded from (the cache key).
         label: short human-readable description for the UI.
     """
 
-    model: PoseModel
+    model: nn.Module
     source: str
     label: str
 
@@ -115,6 +129,16 @@ class ModelStore:
         """
         return None if self.default is None else self._get(self.default)
 
+    def load_builtin(self, name: str) -> LoadedModel:
+        """A model shipped with the app by name: only ``BLAZEPOSE`` for now.
+
+        Raises:
+            CheckpointError: an unknown name, or the .tflite file / ai-edge-litert cannot be used.
+        """
+        if name != BLAZEPOSE:
+            raise ModelRefused(f"no built-in model {name!r}; the app ships {BLAZEPOSE!r}")
+        return self._get(BLAZEPOSE)
+
     def load_user(self, text: str) -> LoadedModel:
         """A model named by a visitor: a Hub repo id, or (only with ``allow_local``) a local folder.
 
@@ -155,8 +179,15 @@ class ModelStore:
             if source in self._models:
                 self._models.move_to_end(source)
                 return self._models[source]
-            model = PoseModel.from_pretrained(source)  # CheckpointError on any failure, safetensors only
-            loaded = LoadedModel(model=model, source=source, label=describe(model, source))
+            if source == BLAZEPOSE:
+                try:
+                    model = BlazePoseHeatmaps(BLAZEPOSE_FILE)
+                except BlazePoseError as err:
+                    raise CheckpointError(str(err)) from None
+                loaded = LoadedModel(model=model, source=source, label=BLAZEPOSE_LABEL)
+            else:  # CheckpointError on any failure, safetensors only
+                model = PoseModel.from_pretrained(source)
+                loaded = LoadedModel(model=model, source=source, label=describe(model, source))
             self._models[source] = loaded
             while len(self._models) > MAX_CACHED_MODELS:
                 self._models.popitem(last=False)  # sessions still holding it keep it alive

@@ -16,6 +16,7 @@ from app.detection import Detections, PersonDetector
 from app.images import Photo
 from app.model import LoadedModel
 from pose.decode import partition, softmax
+from pose.evaluation.heatmaps import background_levels, background_weight_shares
 from pose.inference import Prediction, Predictor
 
 DECODER_NAMES = ("integral", "debiased", "argmax")
@@ -258,6 +259,103 @@ def joint_map(
     estimates = {name: decoded[name].heatmap_coords[person, joint] for name in DECODER_NAMES}
     omegas = partition(torch.from_numpy(np.array(estimates["debiased"])), tuple(logits.shape[-2:]))
     return JointMap(values[0, 0].numpy(), estimates, omegas.numpy(), as_softmax)
+
+
+OMEGA_TEXT = (
+    "**Ω1–Ω4, the paper's partition around J_o (Eq. 8–9).** Ω1 is the rectangle centred on J_o that "
+    "reaches the nearest map edge on each axis: every background pixel in it has a mirror image through "
+    "J_o, so its background weight pulls J_r nowhere. Ω2 (beside Ω1), Ω3 (diagonal) and Ω4 (above or below) "
+    "are the rest of the map, all on the side away from the nearest edges: their background weight, "
+    "exp(β·0) = 1 per pixel, pulls J_r from J_o toward them — toward the map's centre. J_o removes exactly "
+    "that weight (Eq. 8), which is why it needs a background of 0."
+)
+FAR_PX = 6.0  # heatmap px from the peak beyond which a pixel counts as background (background_levels' radius)
+OVERCORRECTION = 0.1  # |share of J_o's weight on the background| beyond which the note warns
+
+
+def map_note(session: PhotoSession, person: int, joint: int, beta: float) -> str:
+    """Markdown under the heatmap: what Ω1–Ω4 are, and this map's background against the zero-background
+    assumption at ``beta`` (what it does to J_o). Empty without logits."""
+    if session.logits is None or person >= session.num_people:
+        return ""
+    heatmap = session.logits[person : person + 1, joint : joint + 1]  # (1, 1, h, w)
+    values = heatmap[0, 0].numpy()
+    far = _far_from_peak(values)
+    median = float(np.median(values[far])) if far.any() else float("nan")
+    mean = float(background_levels(heatmap)[0, 0])
+    below, above = (float(share[0, 0]) for share in background_weight_shares(heatmap, beta))
+    what = "heatmap value (a sigmoid)" if _is_sigmoid(session) else "logit"
+    lines = [
+        f"**Background of this map:** median {what} **{median:+.4f}** (mean {mean:+.4f}) more than "
+        f"{FAR_PX:g} px from the peak (peak {float(values.max()):.3f}); the compensation assumes exactly 0. "
+        f"At β = {beta:g} the pixels that far hold {below:+.0%} (those below 0) and {above:+.0%} (above 0) "
+        "of J_o's weights, exp(βH) − 1.",
+    ]
+    if not (np.isfinite(below) and np.isfinite(above)) or below > 0 or above < 0:  # total weight <= 0
+        lines.append(
+            "⚠️ **The zero-background assumption breaks here:** the background is so far below 0 that the "
+            "weights exp(βH) − 1 sum to 0 or less, so nothing can be compensated: the debiased decoder falls "
+            "back to J_r (score 0). Raise β, or pick a model whose background is 0 (BlazePose)."
+        )
+    elif below < -OVERCORRECTION:
+        lines.append(
+            "⚠️ **The zero-background assumption breaks here:** below 0 the weights are negative, so Eq. 8 "
+            "takes away more than the background added; J_o is pushed *away* from the map's centre "
+            "(over-corrected), and flies off where the weights nearly cancel. Raise β, or pick a model whose "
+            "background is 0 (BlazePose in the *Model* choice)."
+        )
+    if above > OVERCORRECTION:
+        lines.append(
+            "⚠️ **Not all of the map away from the peak is 0:** pixels above 0 there (a positive background, "
+            f"or a second mode: the other limb, a neighbour) still pull J_o toward them, about {above:.0%} "
+            "of the way. The compensation removes a flat background's pull, not a second peak's."
+        )
+    if len(lines) == 1:
+        lines.append("The assumption holds: J_o is the mean of the peak alone.")
+    return "\n\n".join([" ".join(lines), OMEGA_TEXT])
+
+
+def _far_from_peak(values: np.ndarray) -> np.ndarray:
+    """``(h, w)`` bool: pixels more than ``FAR_PX`` from the map's arg-max (as background_levels counts)."""
+    py, px = np.unravel_index(np.argmax(values), values.shape)
+    ys, xs = np.indices(values.shape)
+    return np.hypot(xs - px, ys - py) > FAR_PX
+
+
+def _is_sigmoid(session: PhotoSession) -> bool:
+    # BlazePose's maps are probabilities (pose.blazepose), ours raw logits.
+    return session.model is not None and bool(getattr(session.model.model, "sigmoid_heatmaps", False))
+
+
+def trained_beta(session: PhotoSession) -> float | None:
+    """The beta the session's model was trained (or set up) at; None without a model."""
+    return None if session.model is None else float(session.model.model.beta)
+
+
+def beta_note(session: PhotoSession | None, decoded: Decoded | None, person: int, beta: float) -> str:
+    """The sentence by the beta slider: the model's trained beta, what lowering beta does, which estimate
+    should stay put and why, and the selected person's median |J_o - J_r| now (original photo px)."""
+    if session is None or session.model is None:
+        return ""
+    trained = trained_beta(session)
+    origin = (
+        f"BlazePose was never trained with a softmax; β = {trained:g} is its setting here"
+        if _is_sigmoid(session)
+        else f"This model was trained at **β = {trained:g}**"
+    )
+    text = (
+        f"{origin}. Lower β and the softmax gives the flat background more weight: **J_r** (integral) slides "
+        "toward the centre of each person's crop, while **J_o** (debiased) should stay put — Eq. 8 removes "
+        "exactly the background's weight, provided the background is 0 (the heatmap note says if it is)."
+    )
+    if decoded is not None and person < len(decoded.debiased):
+        j_r, j_o = decoded.integral.keypoints[person], decoded.debiased.keypoints[person]
+        shift = np.linalg.norm(j_o - j_r, axis=1)
+        text += (
+            f" Now, at β = {beta:g}: median |J_o − J_r| = {np.median(shift) / session.photo.scale:.2f} px "
+            f"for person {person + 1}."
+        )
+    return text
 
 
 def _people(n: int) -> str:

@@ -19,27 +19,37 @@ import pandas as pd
 
 from app.detection import PersonDetector
 from app.images import PhotoError, overlay_file, read_photo
-from app.model import CheckpointError, LoadedModel, ModelStore
+from app.model import BLAZEPOSE, CheckpointError, LoadedModel, ModelStore
 from app.photo import (
     TABLE_COLUMNS,
     BoxError,
+    Decoded,
     PhotoSession,
     add_box,
     analyse,
+    beta_note,
     click,
     decode,
     hand_box,
     joint_map,
     keypoint_table,
+    map_note,
     remove_box,
     status_text,
+    trained_beta,
 )
-from app.plots import DEFAULT_OVERLAYS, OVERLAY_CHOICES, draw_overlay, joint_figure
+from app.plots import DEFAULT_OVERLAYS, OVERLAY_CHOICES, compare_panels, draw_overlay, joint_figure
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 SOFTMAX_VIEW, LOGITS_VIEW = "softmax at β", "logits (implicit heatmap)"
 DEFAULT_BETA = 10.0
 TABLE_LABEL = "Per joint, in the original photo's pixels (shift = |J_o − J_r|, score = J_o's confidence)"
+DEFAULT_CHOICE = "default"
+MODEL_CHOICES = [
+    ("The default model (above)", DEFAULT_CHOICE),
+    ("BlazePose Full (Google MediaPipe): a zero-background heatmap model", BLAZEPOSE),
+]
+COMPARE_LABEL = "The selected person at the model's trained β (left) and at the slider's β (right)"
 BOX_HELP = (
     "**Someone missing?** Click two opposite corners of their box on the image above (or type the box "
     "below). **A wrong box?** Pick that person in *Person* and remove it. The pose runs on the boxes shown."
@@ -91,6 +101,9 @@ def _empty_outputs(message: str) -> tuple:
         joint_figure(None, "", 1.0),
         message,
         "",
+        "",
+        "",
+        None,
     )
 
 
@@ -125,6 +138,22 @@ def _mark_corner(image: np.ndarray, corner: tuple[float, float]) -> np.ndarray:
         cv2.line(marked, (x - r, y), (x + r, y), colour, width, cv2.LINE_AA)
         cv2.line(marked, (x, y - r), (x, y + r), colour, width, cv2.LINE_AA)
     return marked
+
+
+def _comparison(session: PhotoSession, decoded: Decoded, person: int, beta: float, shown: list) -> np.ndarray:
+    """The selected person at the model's trained beta beside the same person at ``beta``."""
+    trained = trained_beta(session)
+    at_trained = decoded if trained == beta else decode(session, trained)
+    schema = session.model.model.schema
+    return compare_panels(
+        session.photo.image,
+        session.shown,
+        (at_trained, decoded),
+        (trained, beta),
+        schema.skeleton,
+        shown,
+        person,
+    )
 
 
 def _timing_text(session: PhotoSession, beta: float, ms: float) -> str:
@@ -163,6 +192,7 @@ class PhotoTab:
         """Create the tab's components in the current Blocks context and wire their events."""
         # Which model runs (or that none does, and why) stays in sight at the top of the tab.
         model_md = gr.Markdown(self.model_message, elem_id="model-status")
+        choice = gr.Radio(MODEL_CHOICES, value=DEFAULT_CHOICE, label="Model", elem_id="model-choice")
         with gr.Row():
             with gr.Column(scale=2, min_width=300):
                 photo = gr.Image(
@@ -183,8 +213,12 @@ class PhotoTab:
                     info="Re-decodes the cached logits: the network does not run again.",
                     elem_id="beta-slider",
                 )
+                beta_md = gr.Markdown(elem_id="beta-note")  # what beta does, for the model loaded
                 shown = gr.CheckboxGroup(list(OVERLAY_CHOICES), value=DEFAULT_OVERLAYS, label="Overlays")
                 person = gr.Dropdown([], label="Person", interactive=True)
+                compare = gr.Image(
+                    type="numpy", format="jpeg", interactive=False, label=COMPARE_LABEL, elem_id="compare"
+                )
                 status = gr.Markdown(elem_id="photo-status")
             with gr.Column(scale=3):
                 overlay = gr.Image(
@@ -220,6 +254,7 @@ class PhotoTab:
                     joint = gr.Dropdown([], label="Joint in the heatmap view", interactive=True)
                     view = gr.Radio([SOFTMAX_VIEW, LOGITS_VIEW], value=SOFTMAX_VIEW, label="Show")
                 heatmap = gr.Plot(label="Heatmap of the joint (zoom with the mouse)", elem_id="joint-heatmap")
+                map_md = gr.Markdown(elem_id="map-note")  # Omega_1..4 and the map's background level
         with gr.Accordion("Model picker: another checkpoint", open=self.default_model is None):
             local = self.store.allow_local
             with gr.Row():
@@ -234,10 +269,12 @@ class PhotoTab:
         # The session's PhotoSession (photo + logits, a few MB): dropped 30 minutes after its last use.
         session = gr.State(None, time_to_live=1800)
 
-        photo_outputs = [session, person, joint, overlay, table, heatmap, status, timing]
+        # The teaching outputs (beta note, map note, comparison) come last, after those of render's first 4.
+        teaching = [beta_md, map_md, compare]
+        photo_outputs = [session, person, joint, overlay, table, heatmap, status, timing, *teaching]
         self._photo_outputs = photo_outputs
         render_inputs = [session, person, joint, beta, shown, view]
-        render_outputs = [overlay, table, heatmap, timing]
+        render_outputs = [overlay, table, heatmap, timing, *teaching]
         # preprocess=False: the photo arrives as Gradio's raw file record (see _photo_source).
         photo.change(
             self.on_photo,
@@ -281,6 +318,14 @@ class PhotoTab:
             model_inputs,
             [model, model_md, *photo_outputs],
             api_name="default_model",
+            concurrency_limit=1,
+            preprocess=False,
+        )
+        choice.input(
+            self.on_pick_model,
+            [choice, *model_inputs],
+            [model, model_md, *photo_outputs],
+            api_name="pick_model",
             concurrency_limit=1,
             preprocess=False,
         )
@@ -335,7 +380,7 @@ class PhotoTab:
             gr.Dropdown(choices=[(n, k) for k, n in enumerate(names)], value=joint if names else None),
             *outputs[:3],
             status_text(session),
-            outputs[3],
+            *outputs[3:],
         )
 
     def _edited(self, edit, session: PhotoSession | None, *args) -> PhotoSession:
@@ -382,7 +427,7 @@ class PhotoTab:
     ):
         """Re-decode the cached logits at ``beta`` and redraw; never runs the network."""
         if session is None:
-            return _empty_outputs("")[3:6] + ("",)
+            return _empty_outputs("")[3:6] + _empty_outputs("")[7:]
         start = time.perf_counter()
         person = int(person) if isinstance(person, int | float) and 0 <= person < session.num_boxes else 0
         joint = int(joint) if isinstance(joint, int | float) else 0
@@ -402,11 +447,28 @@ class PhotoTab:
         table = keypoint_table(decoded, person, schema.names if schema else (), session.photo.scale)
         if decoded is None:
             title = "no pose model loaded" if session.model is None else "no person box"
-            return image, table, joint_figure(None, title, beta), ""
+            return image, table, joint_figure(None, title, beta), "", "", "", None
         joint = min(max(joint, 0), len(schema.names) - 1)
         data = joint_map(session, decoded, person, joint, float(beta), view != LOGITS_VIEW)
         figure = joint_figure(data, f"person {person + 1}, {schema.names[joint]}", beta)
-        return image, table, figure, _timing_text(session, beta, (time.perf_counter() - start) * 1e3)
+        compare = _comparison(session, decoded, person, float(beta), shown or [])
+        timing = _timing_text(session, beta, (time.perf_counter() - start) * 1e3)
+        notes = (
+            beta_note(session, decoded, person, float(beta)),
+            map_note(session, person, joint, float(beta)),
+        )
+        return image, table, figure, timing, *notes, compare
+
+    def on_pick_model(self, choice: str, path: Any, model: LoadedModel | None, beta, shown, view):
+        """The *Model* choice: the default model or BlazePose; the photo is analysed again with it."""
+        if choice != BLAZEPOSE:
+            return self.on_default_model(path, model, beta, shown, view)
+        try:
+            loaded = self.store.load_builtin(BLAZEPOSE)
+        except CheckpointError as err:
+            gr.Warning(f"BlazePose not loaded: {err}")
+            return (gr.skip(), f"⚠️ **BlazePose not loaded** — {err}", *[gr.skip()] * len(self._photo_outputs))
+        return (loaded, f"**Model:** {loaded.label}.", *self.on_photo(path, loaded, beta, shown, view))
 
     def on_load_model(self, text: str, path: Any, model: LoadedModel | None, beta, shown, view):
         """Load a visitor-named model; on failure keep the previous one and say why."""
@@ -415,7 +477,8 @@ class PhotoTab:
         except CheckpointError as err:
             kept = (model or self.default_model).label if (model or self.default_model) else "no model"
             gr.Warning(f"Model not loaded: {err}")
-            return (gr.skip(), f"⚠️ **Not loaded** — {err}\n\nStill using: {kept}.", *[gr.skip()] * 8)
+            skipped = [gr.skip()] * len(self._photo_outputs)
+            return (gr.skip(), f"⚠️ **Not loaded** — {err}\n\nStill using: {kept}.", *skipped)
         return (
             loaded,
             f"**Model:** {loaded.label} — loaded on request.",

@@ -19,8 +19,13 @@ OVERLAYS: dict[str, tuple[str, tuple[int, int, int], str]] = {
 }
 SKELETON = "skeleton"
 BOXES = "person boxes"
-OVERLAY_CHOICES = (*OVERLAYS, SKELETON, BOXES)
-DEFAULT_OVERLAYS = ["J_r (integral)", "J_o (debiased)", SKELETON, BOXES]
+ARROWS = "J_r → J_o arrows"
+MAGNIFY = "magnify sub-pixel arrows"
+OVERLAY_CHOICES = (*OVERLAYS, ARROWS, MAGNIFY, SKELETON, BOXES)
+DEFAULT_OVERLAYS = ["J_r (integral)", "J_o (debiased)", ARROWS, MAGNIFY, SKELETON, BOXES]
+ARROW_RGB = (255, 235, 0)
+_ARROW_LEGEND = "J_r -> J_o"  # OpenCV's Hershey fonts draw ASCII only
+_NICE = (1, 2, 5)  # magnifications are 1, 2, 5 times a power of ten, so the legend reads easily
 _SHIFT = 4  # OpenCV fixed-point bits: markers land on sub-pixel positions (1/16 px)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -57,8 +62,9 @@ def draw_overlay(
     skeleton: tuple[tuple[int, int], ...],
     shown: list[str],
     selected: int = 0,
+    legend: bool = True,
 ) -> np.ndarray:
-    """The photo with the chosen overlays and a legend of what is drawn.
+    """The photo with the chosen overlays and (``legend``) a legend of what is drawn.
 
     Args:
         image: ``(h, w, 3)`` uint8 RGB (not modified).
@@ -67,6 +73,7 @@ def draw_overlay(
         skeleton: edges ``(i, j)`` of the checkpoint's schema.
         shown: names from ``OVERLAY_CHOICES``.
         selected: the person whose box is highlighted.
+        legend: draw the legend box (the side-by-side panels cut it off, so they go without).
 
     Returns:
         ``(h, w, 3)`` uint8 RGB.
@@ -82,15 +89,28 @@ def draw_overlay(
                 canvas, str(i + 1), (p0[0] + 4, p0[1] + 6 + 5 * r), _FONT, r / 5, colour, 2, cv2.LINE_AA
             )
     drawn = [name for name in OVERLAYS if name in shown] if decoded is not None else []
+    legend_names = drawn + ([SKELETON] if decoded is not None and SKELETON in shown else [])
+    magnification = 0
+    if decoded is not None and ARROWS in shown:
+        j_r, j_o = decoded.integral.keypoints, decoded.debiased.keypoints
+        magnification = arrow_magnification(j_r, j_o, r, MAGNIFY in shown)
+        legend_names.append(_ARROW_LEGEND + ("" if magnification == 1 else f" (shift x{magnification})"))
     if decoded is not None:
-        _draw_people(canvas, decoded, skeleton, drawn, SKELETON in shown, r)
-    _legend(canvas, drawn + ([SKELETON] if decoded is not None and SKELETON in shown else []), r)
+        _draw_people(canvas, decoded, skeleton, drawn, SKELETON in shown, r, magnification)
+    _legend(canvas, legend_names if legend else [], r)
     return canvas
 
 
 def _draw_people(
-    canvas: np.ndarray, decoded: Decoded, skeleton: tuple, drawn: list[str], with_skeleton: bool, r: int
+    canvas: np.ndarray,
+    decoded: Decoded,
+    skeleton: tuple,
+    drawn: list[str],
+    with_skeleton: bool,
+    r: int,
+    magnification: int,
 ) -> None:
+    """Skeleton, markers and (``magnification`` > 0) the J_r -> J_o arrows of every person."""
     # The skeleton joins the debiased points when shown (the app's answer), else whichever is shown.
     bones_from = next((OVERLAYS[n][0] for n in drawn), "debiased")
     if with_skeleton:
@@ -101,18 +121,41 @@ def _draw_people(
                 cv2.line(
                     canvas, tuple(pts[i]), tuple(pts[j]), (245, 245, 245), r // 2 + 1, cv2.LINE_AA, _SHIFT
                 )
-    if "J_r (integral)" in drawn and "J_o (debiased)" in drawn:
-        # The shift the compensation makes, drawn as a thin line from J_r to J_o.
-        for a, b in zip(
-            _fixed(decoded.integral.keypoints.reshape(-1, 2)),
-            _fixed(decoded.debiased.keypoints.reshape(-1, 2)),
-            strict=True,
-        ):
-            cv2.line(canvas, tuple(a), tuple(b), OVERLAYS["J_o (debiased)"][1], 1, cv2.LINE_AA, _SHIFT)
     for name in drawn:
         decoder, colour, shape = OVERLAYS[name]
         for xy in decoded[decoder].keypoints.reshape(-1, 2):
             _marker(canvas, xy, colour, shape, r)
+    if magnification:  # over the markers: at the trained beta the shift is far smaller than a marker
+        _arrows(canvas, decoded.integral.keypoints, decoded.debiased.keypoints, magnification, r)
+
+
+def arrow_magnification(j_r: np.ndarray, j_o: np.ndarray, r: int, magnify: bool) -> int:
+    """How much to lengthen the J_r -> J_o arrows: 1, or (``magnify``) the largest of 1, 2, 5, 10, 20, ...
+    that makes the median shift at most about three marker radii ``r`` (px) long.
+
+    Args:
+        j_r, j_o: ``(N, K, 2)`` image pixels.
+    """
+    shifts = np.linalg.norm(np.asarray(j_o, np.float64) - j_r, axis=-1).ravel()
+    median = float(np.median(shifts)) if shifts.size else 0.0
+    if not magnify or median <= 0 or not np.isfinite(median):
+        return 1
+    target = 3.0 * r / median
+    nice = [m * 10**e for e in range(7) for m in _NICE if m * 10**e <= target]
+    return max(nice, default=1)
+
+
+def _arrows(canvas: np.ndarray, j_r: np.ndarray, j_o: np.ndarray, magnification: int, r: int) -> None:
+    """Arrows from each J_r toward its J_o, ``magnification`` times the shift long, outlined in black."""
+    for a, b in zip(j_r.reshape(-1, 2), j_o.reshape(-1, 2), strict=True):
+        tip = a + magnification * (b - a)
+        length = float(np.linalg.norm(tip - a))
+        if length < 1:  # nothing to point with
+            continue
+        head = min(0.5, 1.6 * r / length)  # arrow heads of about the marker's size
+        p, q = tuple(_fixed(a)), tuple(_fixed(tip))
+        cv2.arrowedLine(canvas, p, q, (0, 0, 0), max(2, r // 2 + 2), cv2.LINE_AA, _SHIFT, head)
+        cv2.arrowedLine(canvas, p, q, ARROW_RGB, max(1, r // 2), cv2.LINE_AA, _SHIFT, head)
 
 
 def _legend(canvas: np.ndarray, names: list[str], r: int) -> None:
@@ -132,6 +175,9 @@ def _legend(canvas: np.ndarray, names: list[str], r: int) -> None:
         if name == SKELETON:
             p, q = _fixed(centre - [line * 0.5, 0]), _fixed(centre + [line * 0.5, 0])
             cv2.line(canvas, tuple(p), tuple(q), (245, 245, 245), 2, cv2.LINE_AA, _SHIFT)
+        elif name.startswith(_ARROW_LEGEND):
+            p, q = _fixed(centre - [line * 0.5, 0]), _fixed(centre + [line * 0.5, 0])
+            cv2.arrowedLine(canvas, tuple(p), tuple(q), ARROW_RGB, 2, cv2.LINE_AA, _SHIFT, 0.4)
         else:
             _marker(canvas, centre, OVERLAYS[name][1], OVERLAYS[name][2], max(3, r))
         cv2.putText(canvas, name, (int(line * 1.8), y), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
@@ -190,19 +236,37 @@ def joint_figure(view: JointMap | None, title: str, beta: float) -> go.Figure:
     return fig
 
 
+# Smallest part (heatmap px, width x height) that gets a label inside it; thinner ones are outlined only,
+# so that labels never overlap each other or spill out of their part (or the map).
+_LABEL_MIN = (4.0, 3.0)
+
+
 def add_partition(fig: go.Figure, rects: np.ndarray, colour: str) -> None:
-    """Omega_1..4 (around J_o) as dashed rectangles labelled in a corner; empty parts are skipped."""
-    for k, (x0, y0, x1, y1) in enumerate(rects):
+    """Omega_1..4 (around J_o) as dashed rectangles, each labelled inside itself; empty parts are skipped.
+
+    Omega_1's label sits in its top-left corner (its centre is J_o, under the markers); the others' at
+    their centres. Parts under ``_LABEL_MIN`` are drawn without a label (the text beside the plot says so).
+
+    Args:
+        rects: ``(4, 4)`` rectangles ``(x0, y0, x1, y1)`` in heatmap px, from ``pose.decode.partition``.
+    """
+    for k, (x0, y0, x1, y1) in enumerate(np.asarray(rects, dtype=float)):
         if x1 - x0 <= 0 or y1 - y0 <= 0:
             continue
         fig.add_shape(
-            type="rect",
-            x0=x0,
-            y0=y0,
-            x1=x1,
-            y1=y1,
-            line=dict(color=colour, width=1.5, dash="dash"),
-            label=dict(text=f"Ω{k + 1}", font=dict(color=colour, size=14), textposition="top left"),
+            type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color=colour, width=1.5, dash="dash")
+        )
+        if x1 - x0 < _LABEL_MIN[0] or y1 - y0 < _LABEL_MIN[1]:
+            continue
+        corner = k == 0
+        fig.add_annotation(
+            x=x0 + 0.3 if corner else (x0 + x1) / 2,
+            y=y0 + 0.3 if corner else (y0 + y1) / 2,
+            text=f"Ω{k + 1}",
+            showarrow=False,
+            xanchor="left" if corner else "center",
+            yanchor="top" if corner else "middle",  # y is reversed: "top" puts the text below y0
+            font=dict(color=colour, size=13),
         )
 
 
@@ -212,3 +276,56 @@ def point_marker(
     """One labelled, black-outlined marker at ``(x, y)`` in heatmap px; the legend shows its coordinates."""
     marker = dict(symbol=symbol, size=size, color=colour, line=dict(color="black", width=outline))
     return go.Scatter(x=[x], y=[y], mode="markers", name=f"{name} ({x:.2f}, {y:.2f})", marker=marker)
+
+
+COMPARE_HEIGHT = 420  # px of each panel of the side-by-side comparison
+
+
+def compare_panels(
+    image: np.ndarray,
+    detections: Detections,
+    decodes: tuple[Decoded, Decoded],
+    betas: tuple[float, float],
+    skeleton: tuple[tuple[int, int], ...],
+    shown: list[str],
+    person: int,
+) -> np.ndarray:
+    """The selected person side by side, decoded at two betas (the trained one, then the slider's).
+
+    Args:
+        image: ``(h, w, 3)`` uint8 RGB photo.
+        detections: person boxes in ``image`` pixels.
+        decodes: the decodes at ``betas[0]`` and ``betas[1]``.
+        skeleton, shown: as :func:`draw_overlay`.
+        person: index of the person (its box, 15 % larger, is cut out).
+
+    Returns:
+        ``(COMPARE_HEIGHT + caption, 2 * width, 3)`` uint8 RGB: each panel captioned with its beta and
+        the arrows' magnification.
+    """
+    x1, y1, x2, y2 = np.asarray(detections.boxes[person], dtype=float)
+    pad_x, pad_y = 0.15 * (x2 - x1), 0.15 * (y2 - y1)
+    h, w = image.shape[:2]
+    cols = slice(max(int(x1 - pad_x), 0), min(int(np.ceil(x2 + pad_x)), w))
+    rows = slice(max(int(y1 - pad_y), 0), min(int(np.ceil(y2 + pad_y)), h))
+    r = max(3, round(max(image.shape[:2]) / 220))  # as draw_overlay
+    panels = []
+    for decoded, beta, name in zip(decodes, betas, ("trained beta", "beta"), strict=True):
+        cut = draw_overlay(image, detections, decoded, skeleton, shown, person, legend=False)[rows, cols]
+        scale = COMPARE_HEIGHT / cut.shape[0]
+        cut = cv2.resize(
+            cut, (max(1, round(cut.shape[1] * scale)), COMPARE_HEIGHT), interpolation=cv2.INTER_AREA
+        )
+        times = arrow_magnification(
+            decoded.integral.keypoints, decoded.debiased.keypoints, r, MAGNIFY in shown
+        )
+        if cut.shape[1] < 240:  # room for the caption beside a narrow person
+            side = np.full((cut.shape[0], 240 - cut.shape[1], 3), 30, np.uint8)
+            cut = np.hstack([cut, side])
+        lines = [f"{name} = {beta:g}"] + ([f"arrows x{times}"] if ARROWS in shown and times > 1 else [])
+        bar = np.full((52, cut.shape[1], 3), 30, np.uint8)
+        for k, line in enumerate(lines):
+            cv2.putText(bar, line, (6, 21 + 24 * k), _FONT, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        panels.append(np.vstack([bar, cut]))
+    gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
+    return np.hstack([panels[0], gap, panels[1]])

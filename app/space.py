@@ -1,9 +1,9 @@
 """`python -m app.space DIR [--push OWNER/NAME]`: write the folder a Hugging Face Space runs, check it for
 files the Hub would refuse or must keep in large-file storage, and optionally upload it.
 
-The folder holds app.py, app/, pose/, the assets the app reads (model, offline detector, example photos,
-comparison results, and their provenance and licences), requirements.txt, packages.txt and README.md with
-the Space's front matter — no tests, training code, runs or training data.
+The folder holds app.py, app/, pose/, the assets the app reads (model, BlazePose, offline detector, example
+photos, comparison results, and their provenance and licences), requirements.txt, packages.txt and README.md
+with the Space's front matter — no tests, training code, runs or training data.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 # What a Space needs, relative to the repository root. Folders are copied whole (less caches).
 SPACE_FILES = ("app.py", "README.md", "requirements.txt", "packages.txt")
-SPACE_DIRS = ("app", "pose", "assets/model", "assets/detector", "assets/examples")
+SPACE_DIRS = ("app", "pose", "assets/model", "assets/detector", "assets/blazepose", "assets/examples")
 SPACE_ASSETS = ("assets/README.md", "assets/results/compare.json")  # provenance + licences; tab 3's data
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo"}

@@ -14,7 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -32,7 +34,9 @@ from app.detection import PersonDetector
 from app.images import MAX_SIDE, PhotoError, overlay_file, read_photo
 from app.model import ModelRefused, ModelStore, local_folders_allowed
 from app.photo_tab import PhotoTab, example_photos
+from app.plots import add_partition, arrow_magnification
 from app.ui import build_demo, launch_kwargs
+from pose.decode import partition
 from pose.inference import Predictor
 from pose.keypoints import COCO_17
 from pose.models import CheckpointError, PoseModel
@@ -102,7 +106,7 @@ def table_rows(table: dict) -> np.ndarray:
 
 
 def test_photo_returns_overlay_table_and_heatmap(client):
-    people, joints, overlay, table, heatmap, status, timing = analyse(client, bus_photo())
+    people, joints, overlay, table, heatmap, status, timing, *_ = analyse(client, bus_photo())
     assert len(people["choices"]) >= 1 and "SSDLite" in status and "Found" in status
     assert [name for name, _ in joints["choices"]] == list(COCO_17.names)
     drawn, photo = np.asarray(Image.open(overlay)), read_photo(bus_photo()).image
@@ -117,7 +121,7 @@ def test_beta_change_redecodes_without_running_the_network(server, client):
     _, forwards, _ = server
     first = analyse(client, bus_photo(), beta=10.0)
     calls = len(forwards)
-    overlay, table, heatmap, timing = client.predict(0, 3, 2.0, OVERLAYS, SOFTMAX, api_name="/redecode")
+    overlay, table, heatmap, timing, *_ = client.predict(0, 3, 2.0, OVERLAYS, SOFTMAX, api_name="/redecode")
     assert len(forwards) == calls, "a beta change must not run the network"
     assert not np.allclose(table_rows(table)[:, :2], table_rows(first[3])[:, :2])  # J_r moved with beta
     assert not np.array_equal(np.asarray(Image.open(overlay)), np.asarray(Image.open(first[2])))
@@ -160,7 +164,7 @@ def test_bad_uploads_give_readable_errors(client, tmp_path, name, content, messa
 
 def test_photo_without_people_says_so(client):
     landscape = ROOT / "assets" / "examples" / "landscape_no_person.jpg"
-    people, _, overlay, table, _, status, _ = analyse(client, str(landscape))
+    people, _, overlay, table, _, status, *_ = analyse(client, str(landscape))
     assert "No person found" in status and people["choices"] == [] and table["data"] in ([], [[]])
     assert overlay is not None
 
@@ -170,7 +174,7 @@ def test_grey_16_bit_photo_is_analysed(client, tmp_path):
     path = tmp_path / "grey16.png"
     Image.fromarray(grey).save(path)
     assert Image.open(path).mode.startswith("I")
-    people, *_, status, _ = analyse(client, str(path))
+    people, *_, status, _, _, _, _ = analyse(client, str(path))
     assert "16-bit" in status and len(people["choices"]) >= 1
 
 
@@ -183,8 +187,44 @@ def test_model_picker_errors_keep_the_previous_model(server, client, hub_offline
         )
         assert "Not loaded" in result[0] and message in result[0]
     calls = len(forwards)
-    *_, timing = client.predict(0, 0, 5.0, OVERLAYS, SOFTMAX, api_name="/redecode")
+    _, _, _, timing, *_ = client.predict(0, 0, 5.0, OVERLAYS, SOFTMAX, api_name="/redecode")
     assert "17 joints" in timing and len(forwards) == calls  # the session's photo and model are intact
+
+
+def test_picker_switches_to_blazepose_and_back_without_a_restart(server, client):
+    _, forwards, _ = server
+    first = analyse(client, bus_photo())
+    calls = len(forwards)
+    md, people, joints, overlay, table, heatmap, status, timing, beta_md, map_md, compare = client.predict(
+        "blazepose-full", handle_file(bus_photo()), 10.0, OVERLAYS, SOFTMAX, api_name="/pick_model"
+    )
+    assert "BlazePose" in md and "sigmoid" in md and len(forwards) == calls  # the tiny model did not run
+    assert [name for name, _ in joints["choices"]] == list(COCO_17.names)
+    rows = table_rows(table)
+    assert np.isfinite(rows).all() and not np.allclose(rows[:, :4], table_rows(first[3])[:, :4])
+    assert "BlazePose was never trained with a softmax" in beta_md and "heatmap value (a sigmoid)" in map_md
+    # The same session re-decodes BlazePose's cached maps at another beta, still without the tiny model.
+    _, low, *_ = client.predict(0, 0, 2.0, OVERLAYS, SOFTMAX, api_name="/redecode")
+    assert np.isfinite(table_rows(low)).all() and len(forwards) == calls
+    md, *_, table, _, _, _, _, _, _ = client.predict(
+        "default", handle_file(bus_photo()), 10.0, OVERLAYS, SOFTMAX, api_name="/pick_model"
+    )
+    assert "BlazePose" not in md and len(forwards) > calls
+    np.testing.assert_allclose(table_rows(table), table_rows(first[3]), atol=1e-3)
+
+
+def test_photo_tab_teaches_at_the_trained_and_a_low_beta(client):
+    analyse(client, bus_photo())
+    trained = client.predict(0, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/redecode")
+    low = client.predict(0, 0, 2.0, OVERLAYS, SOFTMAX, api_name="/redecode")
+    for *_, beta_md, map_md, compare in (trained, low):
+        assert "trained at **β = 10**" in beta_md and "should stay put" in beta_md
+        assert "Ω1" in map_md and "Background of this map" in map_md and "median logit" in map_md
+        panels = np.asarray(Image.open(compare))
+        assert panels.ndim == 3 and panels.shape[1] > panels.shape[0] // 2  # two panels side by side
+    assert "at β = 10:" in trained[4] and "at β = 2:" in low[4]
+    labels = [a["text"] for a in json.loads(trained[2]["plot"])["layout"]["annotations"]]
+    assert set(labels) <= {"Ω1", "Ω2", "Ω3", "Ω4"} and len(labels) == len(set(labels))
 
 
 def test_eight_simultaneous_requests_succeed(server):
@@ -198,8 +238,8 @@ def test_eight_simultaneous_requests_succeed(server):
         for i, c in enumerate(clients)
     ]
     results = [job.result(timeout=120) for job in jobs]
-    assert all(len(r) in (5, 7) for r in results)
-    assert all("Found" in r[5] for r in results if len(r) == 7)
+    assert all(len(r) in (5, 10) for r in results)
+    assert all("Found" in r[5] for r in results if len(r) == 10)
 
 
 def test_overlay_file_is_written_once_and_whole(monkeypatch, tmp_path):
@@ -314,7 +354,7 @@ def test_without_a_model_the_photo_tab_says_so_and_shows_boxes(monkeypatch, tmp_
     monkeypatch.setattr(app.model, "BUNDLED_MODEL_DIR", tmp_path / "no_model_here")
     tab = PhotoTab(ModelStore(), PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt"))
     assert tab.default_model is None and "No pose model loaded" in tab.model_message
-    session, people, _, overlay, table, _, status, _ = tab.on_photo(
+    session, people, _, overlay, table, _, status, *_ = tab.on_photo(
         {"path": bus_photo()}, None, 10.0, OVERLAYS, SOFTMAX
     )
     assert "No pose model is loaded" in status and len(session.detections) >= 1 and table.empty
@@ -428,7 +468,7 @@ def test_a_typed_box_adds_a_person_and_the_pose_runs_on_it(server, client):
     people, *_ = analyse(client, bus_photo())
     found = len(people["choices"])
     calls = len(forwards)
-    people, _, overlay, table, _, status, _ = client.predict(
+    people, _, overlay, table, _, status, *_ = client.predict(
         BUS_MISSED, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/add_box"
     )
     assert len(forwards) > calls, "the network must run on the new box"
@@ -449,11 +489,11 @@ def test_a_typed_box_adds_a_person_and_the_pose_runs_on_it(server, client):
 def test_removing_a_box_drops_that_person(client):
     people, *_ = analyse(client, bus_photo())
     labels = person_labels(people)
-    people, _, _, table, _, status, _ = client.predict(0, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/remove_box")
+    people, _, _, table, _, status, *_ = client.predict(0, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/remove_box")
     assert person_labels(people) == [f"Person {i}{label[8:]}" for i, label in enumerate(labels[1:], 1)]
     assert "1 of the detector's removed" in status
     for _ in labels[1:]:  # remove every box: no person left, an empty table and a plain message
-        people, _, _, table, _, status, _ = client.predict(
+        people, _, _, table, _, status, *_ = client.predict(
             0, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/remove_box"
         )
     assert people["choices"] == [] and table["data"] in ([], [[]])
@@ -501,3 +541,29 @@ def test_two_clicks_on_the_photo_draw_a_box(tiny_model_dir):
     assert added.corner is None and added.num_boxes == found + 1 and added.num_people == found + 1
     np.testing.assert_array_equal(added.boxes[-1], [0, 550, 65, 875])
     assert np.isnan(added.scores[-1]) and "1 drawn by hand" in second[6]
+
+
+@pytest.mark.parametrize(
+    "median_shift, r, expected", [(0.03, 6, 500), (0.5, 6, 20), (40.0, 6, 1), (0.0, 6, 1)]
+)
+def test_arrow_magnification_is_a_readable_round_number(median_shift, r, expected):
+    j_r = np.zeros((1, 3, 2))
+    j_o = j_r + [median_shift, 0.0]
+    assert arrow_magnification(j_r, j_o, r, magnify=True) == expected
+    assert arrow_magnification(j_r, j_o, r, magnify=False) == 1
+
+
+@pytest.mark.parametrize("estimate", [(1.0, 1.0), (31.5, 23.5), (60.2, 3.1), (12.7, 40.0), (0.0, 47.0)])
+def test_omega_labels_sit_inside_their_parts_and_never_overlap(estimate):
+    rects = partition(torch.tensor(estimate), (48, 64)).numpy()
+    fig = go.Figure()
+    add_partition(fig, rects, "white")
+    labels = fig.layout.annotations
+    boxes = []
+    for label in labels:
+        k = int(label.text[-1]) - 1
+        x0, y0, x1, y1 = rects[k]
+        assert x1 - x0 >= 4 and y1 - y0 >= 3  # big enough to hold its label
+        assert x0 <= label.x <= x1 and y0 <= label.y <= y1  # inside its own part, so inside the map
+        boxes.append(k)
+    assert len(boxes) == len(set(boxes))  # one label per part: parts are disjoint, so labels are apart

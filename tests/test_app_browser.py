@@ -1,6 +1,8 @@
 """The app in a real browser: Debian's chromium driven by python playwright uploads an example photo, moves
-the beta slider, and sees the overlay image and the heatmap change; draws a person box with two clicks on the
-photo and removes it; screenshots go to the test's tmp folder.
+the beta slider, and sees the overlay image and the heatmap change; picks BlazePose and sees the teaching
+texts, arrows and Omega labels at the trained beta and at beta 2; draws a person box with two clicks on the
+photo and removes it. Screenshots go to the test's tmp folder, and also to ``$SCREENSHOTS_DIR`` when set
+(how assets/screenshots/ was made: ``SCREENSHOTS_DIR=assets/screenshots pytest tests/test_app_browser.py``).
 Skipped only when playwright or /usr/bin/chromium is not installed (CI installs both).
 """
 
@@ -10,8 +12,10 @@ import os
 import re
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from app.detection import PersonDetector
 from app.model import ModelStore
@@ -163,3 +167,44 @@ def test_two_clicks_draw_a_person_box_and_remove_takes_it_away(app_url, page, tm
         "() => !document.querySelector('#photo-status').innerText.includes('drawn by hand')"
     )
     assert person_count(page) == found and "Pose on" not in page.locator("#photo-status").inner_text()
+
+
+def save_screenshot(page, tmp_path: Path, name: str) -> Path:
+    """A full-page screenshot in ``tmp_path``; with ``$SCREENSHOTS_DIR`` also a small copy there (1000 px
+    wide, 256 colours: readable, and small enough to commit)."""
+    path = tmp_path / name
+    page.screenshot(path=path, full_page=True)
+    folder = os.environ.get("SCREENSHOTS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shot = Image.open(path).convert("RGB")
+        shot = shot.resize((1000, round(shot.height * 1000 / shot.width)), Image.Resampling.LANCZOS)
+        shot.quantize(256).save(Path(folder) / name, optimize=True)
+    return path
+
+
+def test_blazepose_at_the_trained_beta_and_at_beta_2_teaches_the_bias(app_url, page, tmp_path):
+    bus = next(p for p in example_photos() if p.endswith("bus.jpg"))
+    page.goto(app_url)
+    page.locator("#photo-input input[type=file]").set_input_files(bus)
+    page.wait_for_function("() => document.querySelector('#decode-timing').innerText.includes('β = 10')")
+    page.locator("#model-choice label", has_text="BlazePose").click()
+    page.wait_for_function("() => document.querySelector('#beta-note').innerText.includes('BlazePose was')")
+    page.wait_for_selector("#compare img")
+    for beta in ("10", "2"):
+        if beta != "10":
+            page.locator("#beta-slider input[type=range]").fill(beta)
+            page.wait_for_function(
+                f"() => document.querySelector('#decode-timing').innerText.includes('β = {beta} ')"
+            )
+            page.wait_for_function(
+                f"() => document.querySelector('#beta-note').innerText.includes('at β = {beta}:')"
+            )
+        note = page.locator("#beta-note").inner_text()
+        assert "should stay put" in note and f"at β = {beta}:" in note
+        map_note = page.locator("#map-note").inner_text()
+        assert "Ω1 is the rectangle centred on J_o" in map_note and "Background of this map" in map_note
+        labels = page.locator("#joint-heatmap .annotation-text").all_text_contents()  # SVG: no innerText
+        assert labels and set(labels) <= {"Ω1", "Ω2", "Ω3", "Ω4"} and len(labels) == len(set(labels))
+        shot = save_screenshot(page, tmp_path, f"photo_blazepose_beta{beta}.png")
+        assert shot.stat().st_size > 10_000

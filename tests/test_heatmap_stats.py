@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pose.evaluation.heatmaps import background_levels, second_modes
+from pose.evaluation.heatmaps import background_levels, background_weight_shares, second_modes
 from pose.targets import gaussian_heatmaps
 
 
@@ -48,3 +48,21 @@ def test_second_modes_are_measured_from_the_background():
     assert not second_modes(spikes((5, 6, -0.1), (20, 6, -0.6), background=-1.0)).item()  # 0.9 and 0.4
     assert not second_modes(torch.zeros(2, 3, 8, 8)).any()  # flat: no mode at all
     assert not second_modes(torch.full((1, 1, 8, 8), 0.3)).any()
+
+
+@pytest.mark.parametrize("beta", [1.0, 10.0, 50.0])
+def test_weight_shares_literal(beta):
+    # One spike of 1 at (5, 6), 0.5 within 6 px, the rest of the map at b: the far pixels hold
+    # n * expm1(beta b) of the total weight expm1(beta) + expm1(beta / 2) + n * expm1(beta b).
+    for b in (0.0, -0.01, 0.02):
+        logits = spikes((5, 6, 1.0), (8, 6, 0.5), background=b)
+        ys, xs = torch.meshgrid(torch.arange(24.0), torch.arange(32.0), indexing="ij")
+        far = torch.hypot(xs - 5, ys - 6) > 6
+        near_rest = (~far).sum().item() - 2  # background pixels within 6 px count as the peak's
+        n = far.sum().item()
+        near = math.expm1(beta) + math.expm1(beta / 2) + near_rest * math.expm1(beta * b)
+        total = near + n * math.expm1(beta * b)
+        below, above = background_weight_shares(logits, beta)
+        expected = n * math.expm1(beta * b) / total  # at beta 1, b -0.01 the total is < 0: expected > 0
+        assert below.item() == pytest.approx(expected if b < 0 else 0.0, rel=1e-5, abs=1e-7)
+        assert above.item() == pytest.approx(expected if b > 0 else 0.0, rel=1e-5, abs=1e-7)

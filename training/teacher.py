@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from pose.blazepose import sigmoid
 from pose.geometry import Crop, input_to_image, warp_image
 from pose.keypoints import LSP_14
 from training.config import TrainConfig
@@ -82,17 +83,13 @@ def fetch_teacher(cache: Path = CACHE) -> tuple[Path, dict[str, str]]:
     return model, meta
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1 + np.tanh(x / 2))  # the logistic function, without exp overflow
-
-
 class BlazePoseTeacher:
     """``teacher(image_rgb (H, W, 3) uint8, bbox [x, y, w, h], mirrored=False) -> (14, 3)``: LSP-14
     joints as (x, y, visibility) in image pixels; neck and head top, which BlazePose lacks, are NaN, 0.
     ``mirrored`` runs the mirror image of the same crop and maps the answer back to this image."""
 
     def __init__(self, model: Path, heatmap: bool = True, threads: int = 2) -> None:
-        from ai_edge_litert.interpreter import Interpreter  # training-only dependency
+        from ai_edge_litert.interpreter import Interpreter  # also the app's (pose.blazepose)
 
         self.net = Interpreter(model_path=str(model), num_threads=threads)
         self.net.allocate_tensors()
@@ -107,9 +104,9 @@ class BlazePoseTeacher:
         self.net.invoke()
         out = self.net.get_tensor(self.landmarks).reshape(39, 5)[:33]
         # The regression is in MediaPipe's continuous coordinates (0 = the left edge): -0.5 to centres.
-        xy, vis = out[:, :2].astype(np.float64) - 0.5, _sigmoid(out[:, 3].astype(np.float64))
+        xy, vis = out[:, :2].astype(np.float64) - 0.5, sigmoid(out[:, 3].astype(np.float64))
         if self.heatmap:
-            xy = decode_window(_sigmoid(self.net.get_tensor(self.heatmaps)[0, ..., :33]), xy)
+            xy = decode_window(sigmoid(self.net.get_tensor(self.heatmaps)[0, ..., :33]), xy)
         return np.concatenate([xy, vis[:, None]], axis=1), float(self.net.get_tensor(self.flag).ravel()[0])
 
     def __call__(self, image_rgb: np.ndarray, bbox: list[float], mirrored: bool = False) -> np.ndarray:

@@ -40,6 +40,35 @@ def background_levels(logits: Tensor, radius: float = 6.0) -> Tensor:
     return total / far.sum((-2, -1)).float()  # 0 / 0 = NaN: a map smaller than the radius
 
 
+def background_weight_shares(logits: Tensor, beta: float, radius: float = 6.0) -> tuple[Tensor, Tensor]:
+    """Shares of the debiased estimate's total weight ``sum expm1(beta * H)`` held by the pixels farther
+    than ``radius`` heatmap px from each map's arg-max pixel (paper Eq. 7-8: J_o is their weighted mean),
+    split into the pixels below 0 and those above 0.
+
+    Both are about 0 when the background is 0 (J_o is then the mean of the peak alone). Pixels below 0
+    have negative weights: the compensation removes more than they added, pushing J_o *away* from them
+    (away from the map's centre for a background spread over the map; as the total nears 0, J_o flies
+    off). Pixels above 0 (a positive background, a second mode) still pull J_o toward them.
+
+    Args:
+        logits: ``(B, K, H, W)`` the maps the decoder reads.
+        beta: softmax sharpness (> 0).
+        radius: heatmap pixels around the peak that count as the peak's.
+
+    Returns:
+        ``(below, above)``: two ``(B, K)`` float32 shares (``below`` <= 0 <= ``above`` when the total
+        weight is positive; NaN where it is 0).
+    """
+    scaled = beta * logits.double()
+    top = scaled.flatten(2).amax(-1)[..., None, None]  # shifted: no overflow at any beta
+    weights = torch.exp(scaled - top) - torch.exp(-top)  # expm1(beta H) / exp(top)
+    far = _peak_distances(logits) > radius
+    total = weights.sum((-2, -1))
+    below = torch.where(far & (weights < 0), weights, torch.zeros_like(weights)).sum((-2, -1))
+    above = torch.where(far & (weights > 0), weights, torch.zeros_like(weights)).sum((-2, -1))
+    return (below / total).float(), (above / total).float()
+
+
 def second_modes(logits: Tensor, ratio: float = 0.5, min_distance: float = 6.0) -> Tensor:
     """Whether each map has a second mode: a local maximum (over its 5×5 neighbourhood) more than
     ``min_distance`` heatmap px from the arg-max that rises at least ``ratio`` times as far above the
