@@ -6,7 +6,6 @@ or beta in milliseconds without running the network (the app's beta slider depen
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,11 +14,12 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
-from pose.decode import DECODERS
+from pose.decode import DECODERS, check_beta
 from pose.geometry import (
     Crop,
     apply_affine,
     box_to_crop,
+    check_image,
     crops_matrices,
     input_aspect,
     invert_affine,
@@ -69,18 +69,6 @@ class _Cache:
     boxes: np.ndarray  # (N, 4) float64
     crops: tuple[Crop, ...]
     to_image: np.ndarray  # (N, 2, 3) float64: heatmap pixels -> image pixels, one map per crop
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array (H, W, 3) uint8 RGB, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be (H, W, 3) RGB (grayscale: stack it 3 times), got {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 in [0, 255], got {image.dtype}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"image is empty: {image.shape}")
-    return np.ascontiguousarray(image)
 
 
 def _check_boxes(boxes: ArrayLike) -> np.ndarray:
@@ -175,7 +163,7 @@ class Predictor:
                 message names the box), unknown decoder, bad beta, or NaN/inf logits from the network.
         """
         decoder, beta = self._resolve(decoder, beta)
-        image = _check_image(image)
+        image = check_image(image)
         boxes = _check_boxes(boxes)
         aspect = input_aspect(self.input_size)
         crops = tuple(box_to_crop(box, aspect, padding=CROP_PADDING) for box in boxes)
@@ -207,12 +195,9 @@ class Predictor:
 
     def _resolve(self, decoder: str | None, beta: float | None) -> tuple[str, float]:
         decoder = self.model.decoder if decoder is None else decoder
-        beta = float(self.model.beta if beta is None else beta)
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
-        if not (math.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be a finite number > 0, got {beta}")
-        return decoder, beta
+        return decoder, check_beta(self.model.beta if beta is None else beta)
 
     def _run(self, image: np.ndarray, crops: tuple[Crop, ...]) -> Tensor:
         """Logits ``(N, K, h, w)`` float32 on the CPU for the crops, ``batch_size`` at a time."""

@@ -5,11 +5,9 @@ See :class:`TopDownDataset` for what an item holds and how bad annotations are h
 
 from pose.data.coco import Instance
 from pose.data.dataset import TopDownDataset, make_loader, seed_worker, set_loader_epoch
-from pose.data.transforms import IMAGENET_MEAN, IMAGENET_STD, NO_AUGMENT, AugmentConfig, body_halves
+from pose.data.transforms import NO_AUGMENT, AugmentConfig, body_halves
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "NO_AUGMENT",
     "AugmentConfig",
     "Instance",

@@ -27,8 +27,6 @@ from pose.data.coco import (
     read_annotation_file,
 )
 from pose.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     AugmentConfig,
     body_halves,
     normalize_image,
@@ -37,6 +35,7 @@ from pose.data.transforms import (
 )
 from pose.geometry import Size, box_to_crop, input_aspect
 from pose.keypoints import KeypointSchema
+from pose.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from pose.targets import keypoint_targets
 
 _JOINT_REASONS = (NAN_JOINT, OUTSIDE_JOINT)

@@ -24,9 +24,6 @@ from pose.geometry import (
 )
 from pose.keypoints import KeypointSchema
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 # Name tokens that put a joint in the upper or lower half of the body for half-body crops. A joint
 # whose name has none of them (e.g. a finger joint) belongs to neither half.
 UPPER_BODY_WORDS = frozenset(
