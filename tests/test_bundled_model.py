@@ -14,11 +14,11 @@ from PIL import Image
 from app.detection import PersonDetector
 from app.model import default_source
 from pose.data import TopDownDataset
+from pose.evaluation.predictions import predict_dataset, score
 from pose.inference import Predictor
 from pose.keypoints import LSP_14
 from pose.models import PoseModel
 from training.config import load_config
-from training.evaluate import collect, score
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "assets" / "model"
@@ -102,9 +102,8 @@ def held_out_subset(model):
         std=model.std,
         image_ids=val_ids,
     )
-    data = collect(model, dataset, ["argmax", "debiased", "integral"], model.beta, batch_size=30)
-    args = type("Args", (), {"detections": None, "annotations": annotations})
-    scores = {name: score(data, name, dataset, args) for name in ("argmax", "debiased", "integral")}
+    data = predict_dataset(model, dataset, ["argmax", "debiased", "integral"], model.beta, batch_size=30)
+    scores = {name: score(data, name, dataset.schema, annotations) for name in data.preds}
     return set(val_ids), scores
 
 
