@@ -21,7 +21,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from pose.data import AugmentConfig, TopDownDataset, make_loader, set_loader_epoch
+from pose.data import TopDownDataset, make_loader, set_loader_epoch
 from pose.decode import DECODERS
 from pose.evaluation.predictions import DatasetPredictions, headline, predict_loader
 from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
@@ -354,18 +354,12 @@ def _datasets(config: TrainConfig, model: PoseModel) -> tuple[TopDownDataset, To
         "mean": model.mean,
         "std": model.std,
     }
-    augment = AugmentConfig(
-        flip_prob=config.flip_prob,
-        scale_factor=config.scale_factor,
-        rotation_factor=config.rotation_factor,
-        half_body_prob=config.half_body_prob,
-    )
     train_ids, val_ids = _split_image_ids(config)
     train_set = TopDownDataset(
         config.train_annotations,
         config.train_images,
         train=True,
-        augment=augment,
+        augment=config.augment,
         image_ids=train_ids,
         seed=config.seed,
         **common,
