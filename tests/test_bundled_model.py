@@ -13,7 +13,7 @@ from PIL import Image
 
 from app.detection import PersonDetector
 from app.model import default_source
-from pose.data import TopDownDataset
+from pose.data import CropSpec, Selection, TopDownDataset
 from pose.evaluation.predictions import predict_dataset, score
 from pose.inference import Predictor
 from pose.keypoints import LSP_14
@@ -94,14 +94,8 @@ def held_out_subset(model):
     one network pass, as training.evaluate does."""
     val_ids = json.loads((BUNDLED / "split.json").read_text())["val_image_ids"][::5]
     annotations = str(LSPET / "annotations.json")
-    dataset = TopDownDataset(
-        annotations,
-        str(LSPET / "images"),
-        input_size=model.input_size,
-        mean=model.mean,
-        std=model.std,
-        image_ids=val_ids,
-    )
+    crop = CropSpec(input_size=model.input_size, mean=model.mean, std=model.std)
+    dataset = TopDownDataset(annotations, str(LSPET / "images"), crop, Selection(image_ids=val_ids))
     data = predict_dataset(model, dataset, ["argmax", "debiased", "integral"], model.beta, batch_size=30)
     scores = {name: score(data, name, dataset.schema, annotations) for name in data.preds}
     return set(val_ids), scores

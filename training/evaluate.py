@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from pose.data import TopDownDataset
+from pose.data import CropSpec, Selection, TopDownDataset
 from pose.decode import DECODERS
 from pose.evaluation import format_splits_table
 from pose.evaluation.predictions import heatmap_report, predict_dataset, score, splits
@@ -134,16 +134,13 @@ def prepare(args: argparse.Namespace) -> tuple[PoseModel, TopDownDataset, list[s
     if any(name not in DECODERS for name in decoders):
         raise EvaluationError(f"--decoder must be one of {sorted(DECODERS)} or 'all', got {args.decoder!r}")
     _check_schema(model, args.annotations)
-    dataset = TopDownDataset(
-        args.annotations,
-        args.images,
-        input_size=model.input_size,
-        mean=model.mean,
-        std=model.std,
+    select = Selection(
+        image_ids=_held_out_ids(args.split) if args.split else None,
         detections=args.detections,
         score_threshold=args.score_threshold,
-        image_ids=_held_out_ids(args.split) if args.split else None,
     )
+    crop = CropSpec(input_size=model.input_size, mean=model.mean, std=model.std)
+    dataset = TopDownDataset(args.annotations, args.images, crop, select)
     if len(dataset) == 0:
         raise EvaluationError(
             f"nothing to evaluate: no person of {args.annotations} has its image in {args.images} "

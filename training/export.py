@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pose.data import TopDownDataset
+from pose.data import CropSpec, Selection, TopDownDataset
 from pose.decode import DECODERS
 from pose.evaluation.predictions import DatasetPredictions, heatmap_report, predict_dataset, score
 from pose.models import CheckpointError, PoseModel
@@ -73,14 +73,8 @@ def held_out_set(
     if annotations is None:
         annotations = split.get("val_annotations", config.train_annotations)
         images = config.val_images if "val_annotations" in split else config.train_images
-    dataset = TopDownDataset(
-        annotations,
-        images,
-        input_size=model.input_size,
-        mean=model.mean,
-        std=model.std,
-        image_ids=split.get("val_image_ids"),
-    )
+    crop = CropSpec(input_size=model.input_size, mean=model.mean, std=model.std)
+    dataset = TopDownDataset(annotations, images, crop, Selection(image_ids=split.get("val_image_ids")))
     return dataset, annotations
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from pose.data import TopDownDataset, make_loader, set_loader_epoch
+from pose.data import CropSpec, Selection, TopDownDataset, TrainSpec, make_loader, set_loader_epoch
 from pose.decode import DECODERS
 from pose.evaluation.predictions import DatasetPredictions, headline, predict_loader
 from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
@@ -348,26 +348,19 @@ def epoch_line(record: dict, epochs: int) -> str:
 
 def _datasets(config: TrainConfig, model: PoseModel) -> tuple[TopDownDataset, TopDownDataset]:
     """Training and validation sets; without ``val_annotations``, a seeded split of the training images."""
-    common = {
-        "input_size": tuple(config.input_size),
-        "sigma": config.sigma,
-        "mean": model.mean,
-        "std": model.std,
-    }
+    crop = CropSpec(input_size=tuple(config.input_size), sigma=config.sigma, mean=model.mean, std=model.std)
     train_ids, val_ids = _split_image_ids(config)
     train_set = TopDownDataset(
         config.train_annotations,
         config.train_images,
-        train=True,
-        augment=config.augment,
-        image_ids=train_ids,
-        seed=config.seed,
-        **common,
+        crop,
+        Selection(image_ids=train_ids),
+        TrainSpec(config.augment, config.seed),
     )
     if config.val_annotations:
-        val_set = TopDownDataset(config.val_annotations, config.val_images or config.train_images, **common)
+        val_set = TopDownDataset(config.val_annotations, config.val_images or config.train_images, crop)
     else:
-        val_set = TopDownDataset(config.train_annotations, config.train_images, image_ids=val_ids, **common)
+        val_set = TopDownDataset(config.train_annotations, config.train_images, crop, Selection(val_ids))
     return train_set, val_set
 
 

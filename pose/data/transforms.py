@@ -76,7 +76,7 @@ class AugmentConfig:
         if not 0.0 <= self.scale_factor < 1.0:
             raise ValueError(f"AugmentConfig.scale_factor must be in [0, 1), got {self.scale_factor}")
         if self.rotation_factor < 0:
-            raise ValueError(f"AugmentConfig.rotation_factor must be >= 0 degrees, got {self.rotation_factor}")
+            raise ValueError(f"AugmentConfig.rotation_factor must be >= 0, got {self.rotation_factor}")
         if self.half_body_padding <= 0:
             raise ValueError(f"AugmentConfig.half_body_padding must be > 0, got {self.half_body_padding}")
 
