@@ -95,19 +95,9 @@ class Predictor:
     The model must follow the PoseModel contract: ``forward(images (B, 3, H, W)) -> logits (B, K, h, w)``
     and attributes ``schema``, ``input_size``, ``heatmap_size``, ``decoder``, ``beta``, ``mean``, ``std``.
 
-    The logits of the last image are cached on the CPU as float32, whatever the device: decoding 8
-    persons there takes a millisecond or two, the copy (1.7 MB for 8 x 17 x 64 x 48) is small next to
-    the network, and the app reads them for its heatmap view without touching the device.
-
-    Flip test (``flip=True``): the mirrored crops are also run; their logits are mirrored back (W axis
-    reversed, joints permuted by ``schema.flip``) and averaged with the plain ones *as logits*, then
-    decoded. Averaging logits rather than coordinates keeps a single cached tensor, so ``redecode``
-    with any decoder or beta gives what ``predict`` would; it also keeps a zero background zero, so the
-    debiased decoder stays exact. Averaged coordinates would not compose with ``redecode``.
-    No one-pixel shift is applied: with the project's edge-to-edge maps (``pose.geometry``) mirroring the
-    input, ``x_in -> W_in - 1 - x_in``, mirrors the heatmap exactly as ``x_hm -> W_hm - 1 - x_hm``. (The
-    classic SimpleBaseline code shifts its flipped heatmap by one pixel because its map is not
-    edge-to-edge.)
+    The last image's logits are cached on the CPU as float32, so :meth:`redecode` (any decoder, any
+    beta) never runs the network. ``flip=True`` averages them with the mirrored crops' logits
+    (:func:`flip_test_logits`); ``redecode`` then gives what ``predict`` would.
 
     Args:
         model: a PoseModel; it is moved to ``device`` and put in eval mode (in place).
