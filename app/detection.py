@@ -14,6 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pose.geometry import check_image
+
 DEFAULT_YOLO_MODEL = "yolo11n.pt"
 DETECTOR_DIR = Path(__file__).resolve().parent.parent / "assets" / "detector"
 DEFAULT_ONNX_PATH = DETECTOR_DIR / "ssdlite_mobilenet_v2_person.onnx"
@@ -58,19 +60,6 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.scores)
-
-
-def check_image(image: Any) -> np.ndarray:
-    """The image as a C-contiguous ``(H, W, 3)`` uint8 RGB array, or ValueError saying what is wrong."""
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array (H, W, 3) uint8 RGB, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 RGB (0-255), got dtype {image.dtype}; convert it first")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must have shape (H, W, 3) RGB, got {image.shape}; convert grey/RGBA first")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"image is empty: shape {image.shape}")
-    return np.ascontiguousarray(image)
 
 
 class _SsdliteOnnx:

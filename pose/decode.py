@@ -50,13 +50,25 @@ _MIN_SIGNAL = 1e-4
 SCORE_RADIUS = 2
 
 
+def check_beta(beta: object) -> float:
+    """The one check of a softmax sharpness: a finite real number > 0 (not a bool), as float.
+
+    Raises:
+        ValueError: ``beta must be a finite number > 0, got ...``.
+    """
+    number = isinstance(beta, int | float) and not isinstance(beta, bool)
+    if not (number and math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+    return float(beta)
+
+
 def _check_input(logits: Tensor, beta: float | None) -> None:
     if logits.dim() != 4:
         raise ValueError(f"expected logits of shape (B, K, H, W), got {tuple(logits.shape)}")
     if not logits.is_floating_point():
         raise TypeError(f"expected floating-point logits, got {logits.dtype}")
-    if beta is not None and not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be a finite number > 0, got {beta}")
+    if beta is not None:
+        check_beta(beta)
 
 
 def _grid(size: int, device: torch.device) -> Tensor:

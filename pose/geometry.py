@@ -202,6 +202,25 @@ def heatmap_to_input(points: ArrayLike, input_size: Size, heatmap_size: Size) ->
     return input_to_heatmap(points, heatmap_size, input_size)
 
 
+def check_image(image: object) -> np.ndarray:
+    """The one check of an input image: a C-contiguous ``(H, W, 3)`` uint8 RGB array, or ValueError.
+
+    Raises:
+        ValueError: not a numpy array, not ``(H, W, 3)``, not uint8, or empty; the message says which.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array (H, W, 3) uint8 RGB, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"image must be (H, W, 3) uint8 RGB, got shape {image.shape}; convert grey/RGBA first"
+        )
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8 RGB (0-255), got dtype {image.dtype}; convert it")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
 def warp_image(image: np.ndarray, crop: Crop, input_size: Size, border_value: float = 0) -> np.ndarray:
     """Cut ``crop`` out of ``image`` and resample it to ``input_size`` (bilinear, constant border).
 

@@ -6,7 +6,6 @@ or beta in milliseconds without running the network (the app's beta slider depen
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,11 +14,12 @@ import torch
 from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
-from pose.decode import DECODERS
+from pose.decode import DECODERS, check_beta
 from pose.geometry import (
     Crop,
     apply_affine,
     box_to_crop,
+    check_image,
     crops_matrices,
     input_aspect,
     invert_affine,
@@ -71,18 +71,6 @@ class _Cache:
     to_image: np.ndarray  # (N, 2, 3) float64: heatmap pixels -> image pixels, one map per crop
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array (H, W, 3) uint8 RGB, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be (H, W, 3) RGB (grayscale: stack it 3 times), got {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 in [0, 255], got {image.dtype}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"image is empty: {image.shape}")
-    return np.ascontiguousarray(image)
-
-
 def _check_boxes(boxes: ArrayLike) -> np.ndarray:
     """Boxes as ``(N, 4)`` float64; an empty sequence is N = 0."""
     try:
@@ -108,19 +96,9 @@ class Predictor:
     and attributes ``schema``, ``input_size``, ``heatmap_size``, ``decoder``, ``beta``, ``mean``, ``std``;
     an optional ``crop_padding`` (crop side / box side) replaces ``CROP_PADDING`` (e.g. ``pose.blazepose``).
 
-    The logits of the last image are cached on the CPU as float32, whatever the device: decoding 8
-    persons there takes a millisecond or two, the copy (1.7 MB for 8 x 17 x 64 x 48) is small next to
-    the network, and the app reads them for its heatmap view without touching the device.
-
-    Flip test (``flip=True``): the mirrored crops are also run; their logits are mirrored back (W axis
-    reversed, joints permuted by ``schema.flip``) and averaged with the plain ones *as logits*, then
-    decoded. Averaging logits rather than coordinates keeps a single cached tensor, so ``redecode``
-    with any decoder or beta gives what ``predict`` would; it also keeps a zero background zero, so the
-    debiased decoder stays exact. Averaged coordinates would not compose with ``redecode``.
-    No one-pixel shift is applied: with the project's edge-to-edge maps (``pose.geometry``) mirroring the
-    input, ``x_in -> W_in - 1 - x_in``, mirrors the heatmap exactly as ``x_hm -> W_hm - 1 - x_hm``. (The
-    classic SimpleBaseline code shifts its flipped heatmap by one pixel because its map is not
-    edge-to-edge.)
+    The last image's logits are cached on the CPU as float32, so :meth:`redecode` (any decoder, any
+    beta) never runs the network. ``flip=True`` averages them with the mirrored crops' logits
+    (:func:`flip_test_logits`); ``redecode`` then gives what ``predict`` would.
 
     Args:
         model: a PoseModel; it is moved to ``device`` and put in eval mode (in place).
@@ -178,7 +156,7 @@ class Predictor:
                 message names the box), unknown decoder, bad beta, or NaN/inf logits from the network.
         """
         decoder, beta = self._resolve(decoder, beta)
-        image = _check_image(image)
+        image = check_image(image)
         boxes = _check_boxes(boxes)
         aspect = input_aspect(self.input_size)
         crops = tuple(box_to_crop(box, aspect, padding=self.crop_padding) for box in boxes)
@@ -210,12 +188,9 @@ class Predictor:
 
     def _resolve(self, decoder: str | None, beta: float | None) -> tuple[str, float]:
         decoder = self.model.decoder if decoder is None else decoder
-        beta = float(self.model.beta if beta is None else beta)
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
-        if not (math.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be a finite number > 0, got {beta}")
-        return decoder, beta
+        return decoder, check_beta(self.model.beta if beta is None else beta)
 
     def _run(self, image: np.ndarray, crops: tuple[Crop, ...]) -> Tensor:
         """Logits ``(N, K, h, w)`` float32 on the CPU for the crops, ``batch_size`` at a time."""

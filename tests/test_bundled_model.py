@@ -13,12 +13,12 @@ from PIL import Image
 
 from app.detection import PersonDetector
 from app.model import default_source
-from pose.data import TopDownDataset
+from pose.data import CropSpec, Selection, TopDownDataset
+from pose.evaluation.predictions import predict_dataset, score
 from pose.inference import Predictor
 from pose.keypoints import LSP_14
 from pose.models import PoseModel
 from training.config import load_config
-from training.evaluate import collect, score
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "assets" / "model"
@@ -94,17 +94,10 @@ def held_out_subset(model):
     one network pass, as training.evaluate does."""
     val_ids = json.loads((BUNDLED / "split.json").read_text())["val_image_ids"][::5]
     annotations = str(LSPET / "annotations.json")
-    dataset = TopDownDataset(
-        annotations,
-        str(LSPET / "images"),
-        input_size=model.input_size,
-        mean=model.mean,
-        std=model.std,
-        image_ids=val_ids,
-    )
-    data = collect(model, dataset, ["argmax", "debiased", "integral"], model.beta, batch_size=30)
-    args = type("Args", (), {"detections": None, "annotations": annotations})
-    scores = {name: score(data, name, dataset, args) for name in ("argmax", "debiased", "integral")}
+    crop = CropSpec(input_size=model.input_size, mean=model.mean, std=model.std)
+    dataset = TopDownDataset(annotations, str(LSPET / "images"), crop, Selection(image_ids=val_ids))
+    data = predict_dataset(model, dataset, ["argmax", "debiased", "integral"], model.beta, batch_size=30)
+    scores = {name: score(data, name, dataset.schema, annotations) for name in data.preds}
     return set(val_ids), scores
 
 

@@ -1,10 +1,20 @@
 """training.config: defaults, YAML, overrides, errors that name the key, method presets."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from training.config import METHODS, ConfigError, TrainConfig, help_text, load_config, save_config
+from pose.data import AugmentConfig
+from training.config import (
+    LEGACY_KEYS,
+    METHODS,
+    ConfigError,
+    TrainConfig,
+    help_text,
+    load_config,
+    save_config,
+)
 from training.run import main as run_main
 
 
@@ -97,7 +107,7 @@ def test_every_shipped_config_loads():
         suffix = path.stem.rsplit("_", 1)[1]
         method = {"compare": "debiased", "gpu": "debiased"}.get(suffix, suffix)
         assert config.method == method and config.beta == 10.0, path.name
-        assert config.resolved()[2] == METHODS[method][2]
+        assert config.resolved()[2] == METHODS[method].decoder
 
 
 def test_the_defaults_pass_the_check():
@@ -186,3 +196,57 @@ def test_help_lists_every_key_with_its_default_and_meaning(capsys):
         assert meaning in line
     assert "input_size=256,192 " in help_text() and "val_every=1 " in help_text()
     assert 'init_from="" ' in help_text() and "amp=true " in help_text() and "decoder=none " in help_text()
+
+
+# The augmentation keys as a run saved them before they were nested (runs/*/config.yaml of runs in
+# progress, and the training/configs/*.yaml of that time).
+LEGACY_FLAT = "flip_prob: 0.25\nscale_factor: 0.25\nrotation_factor: 30.0\nhalf_body_prob: 0.1\nbeta: 3.0\n"
+
+
+def test_legacy_flat_augmentation_keys_load_into_augment(tmp_path):
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(LEGACY_FLAT)
+    keys = "  flip_prob: 0.25\n  scale_factor: 0.25\n  rotation_factor: 30.0\n  half_body_prob: 0.1\n"
+    new.write_text("augment:\n" + keys + "beta: 3.0\n")
+    legacy, current = load_config(old), load_config(new)
+    assert legacy == current
+    expected = AugmentConfig(flip_prob=0.25, scale_factor=0.25, rotation_factor=30.0, half_body_prob=0.1)
+    assert legacy.augment == expected
+    # Flat overrides (older command lines) and nested ones act alike; the later source wins.
+    assert load_config(old, ["rotation_factor=10"]).augment.rotation_factor == 10.0
+    assert load_config(old, ["augment.rotation_factor=20"]).augment.rotation_factor == 20.0
+    assert load_config(new, ["augment.rotation_prob=1"]).augment.scale_factor == 0.25  # merged, not replaced
+    # Saved back, the config is nested and reads the same.
+    save_config(legacy, tmp_path / "saved.yaml")
+    assert "augment:" in (tmp_path / "saved.yaml").read_text()
+    assert "\nflip_prob" not in (tmp_path / "saved.yaml").read_text()
+    assert load_config(tmp_path / "saved.yaml") == legacy
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("augment.flip_prob=1.5", "augment: AugmentConfig.flip_prob must be in"),
+        ("augment.rotation_factor=-1", "augment: AugmentConfig.rotation_factor must be >= 0"),
+        ("augment.spin=1", "unknown config key 'augment.spin'"),
+        ("augment.rotation_factor=fast", "augment.rotation_factor: expected float"),
+        ("augment=7", "augment: expected a mapping"),
+    ],
+)
+def test_nested_augmentation_keys_are_checked(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override]).validate(check_paths=False)
+
+
+def test_every_shipped_config_loads_with_nested_augmentation():
+    configs = Path(__file__).resolve().parent.parent / "training" / "configs"
+    for path in sorted(configs.glob("*.yaml")):
+        text = path.read_text()
+        assert not any(line.startswith(key + ":") for key in LEGACY_KEYS for line in text.splitlines()), path
+        load_config(path)
+
+
+def test_help_lists_the_augmentation_keys():
+    text = help_text()
+    for f in dataclasses.fields(AugmentConfig):
+        assert f"augment.{f.name}={f.default} " in text and f.metadata["help"] in text

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pose.data import TopDownDataset
+from pose.data import CropSpec, TopDownDataset
 from pose.evaluation import summarize, visibility_masks
 from pose.keypoints import HAND_21, MPII_16
 from pose.models import build_pose_model
@@ -28,7 +28,7 @@ def _write(tmp_path, coco, name="out.json"):
 
 def _ground_truth_scores(annotations, images):
     """Load with TopDownDataset and score the ground truth as the prediction."""
-    dataset = TopDownDataset(annotations, images, input_size=(64, 64))
+    dataset = TopDownDataset(annotations, images, CropSpec(input_size=(64, 64)))
     gt = np.stack([np.nan_to_num(inst.keypoints) for inst in dataset.instances])
     visible, _ = visibility_masks(np.stack([inst.visibility for inst in dataset.instances]))
     boxes = np.stack([np.r_[inst.box[:2], inst.box[2:] - inst.box[:2]] for inst in dataset.instances])

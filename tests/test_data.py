@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from pose.data import NO_AUGMENT, AugmentConfig, TopDownDataset, body_halves, make_loader, set_loader_epoch
+from pose.data import (
+    NO_AUGMENT,
+    AugmentConfig,
+    CropSpec,
+    Selection,
+    TopDownDataset,
+    TrainSpec,
+    body_halves,
+    make_loader,
+    set_loader_epoch,
+)
 from pose.geometry import apply_affine, heatmap_to_input, invert_affine
 from pose.keypoints import COCO_17, HAND_21, LSP_14, MPII_16
 from tests.fixtures import BACKGROUND, joint_colours, make_coco_dataset
@@ -32,7 +42,14 @@ def coco_set(tmp_path_factory):
 
 
 def _dataset(paths, **kwargs):
-    return TopDownDataset(*paths, input_size=kwargs.pop("input_size", INPUT_SIZE), **kwargs)
+    """The data set of ``paths`` with the old keyword arguments sorted into the specs they belong to."""
+    crop = CropSpec(input_size=kwargs.pop("input_size", INPUT_SIZE), padding=kwargs.pop("padding", 1.25))
+    select = Selection(**{k: kwargs.pop(k) for k in ("detections", "score_threshold") if k in kwargs})
+    train = None
+    if kwargs.pop("train", False):
+        train = TrainSpec(kwargs.pop("augment", None) or AugmentConfig(), kwargs.pop("seed", 0))
+    assert not kwargs, kwargs
+    return TopDownDataset(*paths, crop, select, train)
 
 
 def _pixel_rgb(item, xy_input):
@@ -259,7 +276,7 @@ def test_input_size_must_divide_by_stride(coco_set):
 @pytest.mark.skipif(not (SHARED_DATA / "coco-mini").is_dir(), reason="needs ../shared/data/coco-mini")
 def test_coco_mini_loads_every_instance_with_keypoints():
     root = SHARED_DATA / "coco-mini"
-    dataset = TopDownDataset(root / "annotations.json", root / "images", train=True)
+    dataset = TopDownDataset(root / "annotations.json", root / "images", train=TrainSpec())
     assert dataset.schema == COCO_17 and len(dataset) == 12
     item = dataset[0]
     assert item["image"].shape == (3, 256, 192) and item["heatmaps"].shape == (17, 64, 48)
@@ -270,7 +287,7 @@ def test_lspet_subset_loads():
     root = SHARED_DATA / "lspet"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a handful of LSPET joints lie just outside their image
-        dataset = TopDownDataset(root / "annotations.json", root / "images", image_ids=range(1, 51))
+        dataset = TopDownDataset(root / "annotations.json", root / "images", select=Selection(range(1, 51)))
     assert dataset.schema == LSP_14 and len(dataset) == 50
     for item in (dataset[0], dataset[49]):
         kept = item["weights"].numpy() > 0

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from pose.evaluation.predictions import DatasetPredictions, score
 from pose.keypoints import COCO_17, LSP_14
 from pose.models import PoseModel, build_pose_model
 from tests.fixtures import make_coco_dataset
 from training import compare
 from training.evaluate import main as evaluate_main
-from training.evaluate import score
 
 
 @pytest.fixture(scope="module")
@@ -152,17 +152,15 @@ def test_score_normalises_a_torso_less_person_by_its_box_size(tmp_path, offset, 
     gt = np.full((1, 17, 2), 150.0) + np.arange(17)[None, :, None]
     visible = np.full((1, 17), 2)
     visible[0, [COCO_17.index(n) for n in ("left_hip", "right_hip")]] = 0
-    data = {
-        "preds": {"debiased": gt + [offset, 0.0]},
-        "scores": {"debiased": np.ones((1, 17))},
-        "keypoints_image": gt,
-        "visibility": visible,
-        "box": np.array([[100.0, 100.0, 200.0, 400.0]]),
-        "image_id": np.array([1]),
-    }
-    dataset = type("Dataset", (), {"schema": COCO_17})
-    args = type("Args", (), {"detections": None, "annotations": None})
-    result = score(data, "debiased", dataset, args)
+    data = DatasetPredictions(
+        preds={"debiased": gt + [offset, 0.0]},
+        scores={"debiased": np.ones((1, 17))},
+        keypoints_image=gt,
+        visibility=visible,
+        box=np.array([[100.0, 100.0, 200.0, 400.0]]),
+        image_id=np.array([1]),
+    )
+    result = score(data, "debiased", COCO_17, annotations=None)
     assert result["pck_n_fallback"] == 1 and result["pck@0.2_torso"] is None
     assert result["pck@0.2"] == (1.0 if correct else 0.0)
 

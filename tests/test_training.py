@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from pose.keypoints import KeypointSchema
 from pose.models import PoseModel, build_pose_model
@@ -380,3 +381,21 @@ def test_extra_betas_average_the_coordinate_loss_over_betas():
     assert coord_part(3.0) == pytest.approx((at_10 + at_3) / 2)
     with pytest.raises(ConfigError, match="extra_betas"):
         load_config(None, ["extra_betas=[0]"]).validate()
+
+
+def test_a_run_saved_with_flat_augmentation_keys_resumes(tiny_set, tmp_path, capsys):
+    """A run started before the augmentation was nested (its config.yaml has flip_prob, scale_factor,
+    rotation_factor, half_body_prob at the top level) resumes from that file with the same settings."""
+    settings = overrides(tiny_set, tmp_path, "epochs=1", "max_steps_per_epoch=1", "augment.scale_factor=0.2")
+    Trainer(load_config(None, settings)).fit()
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    flat = {k: v for k, v in saved.items() if k != "augment"} | {
+        k: saved["augment"][k] for k in ("flip_prob", "scale_factor", "rotation_factor", "half_body_prob")
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(flat, sort_keys=False))  # as an older run wrote it
+    config = load_config(tmp_path / "config.yaml", ["epochs=2", "resume=true"])
+    assert config.augment == load_config(None, settings).augment
+    Trainer(config).fit()
+    assert "resuming" in capsys.readouterr().out
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [0, 1]

@@ -14,8 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pose.evaluation.predictions import predict_dataset, splits
 from training.config import ConfigError, load_config
-from training.evaluate import collect, splits
+from training.evaluate import progress_bar
 from training.report import write_report
 from training.trainer import Trainer
 
@@ -49,7 +50,8 @@ def run_one(config_path: str | None, overrides: list[str]) -> dict[str, Any]:
     trainer = Trainer(config)
     trainer.fit()
     epochs = [json.loads(line) for line in (Path(config.out_dir) / "metrics.jsonl").read_text().splitlines()]
-    data = collect(trainer.model, trainer.val_set, [trainer.decoder], config.beta, config.batch_size)
+    model, name, bar = trainer.model, trainer.decoder, progress_bar
+    data = predict_dataset(model, trainer.val_set, [name], config.beta, config.batch_size, progress=bar)
     return {"epochs": epochs, "final": epochs[-1] if epochs else {}, "splits": splits(data, trainer.decoder)}
 
 

@@ -2,7 +2,10 @@
 
 Unknown keys and values of the wrong type fail with an error that names the key. ``method`` picks the
 paper's setup (detection, ipr, debiased); ``coord_loss``, ``heatmap_epochs`` and ``decoder`` override its
-parts, which is how the ablation rows of the paper's Table 6 are expressed.
+parts, which is how the ablation rows of the paper's Table 6 are expressed. The augmentation is a nested
+``pose.data.AugmentConfig``: ``augment: {rotation_factor: 30}`` in YAML, ``augment.rotation_factor=30`` on
+the command line. The flat keys of configs written before it was nested (``flip_prob``, ``scale_factor``,
+``rotation_factor``, ``half_body_prob``: ``LEGACY_KEYS``) still load, into ``augment``, so old runs resume.
 """
 
 from __future__ import annotations
@@ -18,14 +21,42 @@ from typing import Any
 
 import yaml
 
-# What each method means (paper §3, §4.3): coordinate loss, epochs of heatmap MSE (-1 = all), decoder.
+from pose.data.transforms import AugmentConfig
+
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("step", "cosine")
 COORD_LOSSES = ("none", "integral", "debiased")
-METHODS: dict[str, tuple[str, int | None, str]] = {
-    "detection": ("none", -1, "argmax"),
-    "ipr": ("integral", 0, "integral"),
-    "debiased": ("debiased", None, "debiased"),  # None: heatmap loss for the first aug_epochs epochs
+HEATMAP_LOSSES = ("always", "never", "aug_epochs")
+
+
+@dataclass(frozen=True)
+class Method:
+    """What one of the paper's methods means (paper §3, §4.3).
+
+    Attributes:
+        coord_loss: the L1 on coordinates, one of ``COORD_LOSSES`` (``none``: no coordinate loss).
+        heatmap_loss: when the heatmap MSE is added: ``always`` (L_de), ``never``, or ``aug_epochs``
+            (L_aug, for the config's first ``aug_epochs`` epochs).
+        decoder: the decoder that validates and ships, a key of ``pose.decode.DECODERS``.
+    """
+
+    coord_loss: str
+    heatmap_loss: str
+    decoder: str
+
+    def heatmap_epochs(self, aug_epochs: int) -> int:
+        """The trainer's count of heatmap-MSE epochs: -1 every epoch, 0 none, N the first N."""
+        return {"always": -1, "never": 0, "aug_epochs": aug_epochs}[self.heatmap_loss]
+
+
+METHODS: dict[str, Method] = {
+    "detection": Method("none", "always", "argmax"),
+    "ipr": Method("integral", "never", "integral"),
+    "debiased": Method("debiased", "aug_epochs", "debiased"),
+}
+# Keys of configs from before the augmentation was nested (runs in progress, old YAML): key -> augment.key
+LEGACY_KEYS: dict[str, str] = {
+    key: f"augment.{key}" for key in ("flip_prob", "scale_factor", "rotation_factor", "half_body_prob")
 }
 # Backbones have stride 32: other input sizes give no exact (H/4, W/4) heatmap.
 SIZE_MULTIPLE = 32
@@ -89,10 +120,10 @@ class TrainConfig:
     val_images: str = setting("", "folder of the validation images; empty: train_images")
     val_fraction: float = setting(0.1, "share of the training images held out without val_annotations")
     max_train_images: int = setting(0, "use at most this many training images (quick runs); 0 = all")
-    flip_prob: float = setting(0.5, "probability of a horizontal flip (left/right joints swapped), [0, 1]")
-    scale_factor: float = setting(0.35, "crop scale 1 + s*N(0, 1), clipped to 1 +- s")
-    rotation_factor: float = setting(45.0, "rotation r*N(0, 1) degrees, clipped to +-2r (60% of crops)")
-    half_body_prob: float = setting(0.3, "probability of a crop around the upper or lower body, [0, 1]")
+    augment: AugmentConfig = field(
+        default_factory=AugmentConfig,
+        metadata={"help": "training augmentation (pose.data.AugmentConfig); its keys follow as augment.KEY"},
+    )
     # Optimisation (SimpleBaseline: Adam, warm-up, step decay; or AdamW and a cosine decay)
     epochs: int = setting(140, "passes over the training set")
     batch_size: int = setting(32, "crops per step (per process under torchrun)")
@@ -119,12 +150,12 @@ class TrainConfig:
     def resolved(self) -> tuple[str, int, str]:
         """``(coord_loss, heatmap_epochs, decoder)`` after applying the method's defaults."""
         self._check_choices()
-        coord, heatmap, decoder = METHODS[self.method]
-        heatmap = self.aug_epochs if heatmap is None else heatmap
+        method = METHODS[self.method]
+        heatmap_epochs = method.heatmap_epochs(self.aug_epochs)
         return (
-            self.coord_loss if self.coord_loss is not None else coord,
-            self.heatmap_epochs if self.heatmap_epochs is not None else heatmap,
-            self.decoder if self.decoder is not None else decoder,
+            self.coord_loss if self.coord_loss is not None else method.coord_loss,
+            self.heatmap_epochs if self.heatmap_epochs is not None else heatmap_epochs,
+            self.decoder if self.decoder is not None else method.decoder,
         )
 
     def validate(self, check_paths: bool = True) -> None:
@@ -176,10 +207,6 @@ class TrainConfig:
             ("heatmap_weight", self.heatmap_weight >= 0, ">= 0"),
             ("val_fraction", 0 < self.val_fraction < 1 or bool(self.val_annotations), "in (0, 1)"),
             ("max_train_images", self.max_train_images >= 0, ">= 0 (0 = all)"),
-            ("flip_prob", 0 <= self.flip_prob <= 1, "in [0, 1]"),
-            ("scale_factor", 0 <= self.scale_factor < 1, "in [0, 1)"),
-            ("rotation_factor", self.rotation_factor >= 0, ">= 0 degrees"),
-            ("half_body_prob", 0 <= self.half_body_prob <= 1, "in [0, 1]"),
             ("epochs", self.epochs >= 0, ">= 0"),
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("lr", self.lr > 0, "> 0"),
@@ -219,10 +246,23 @@ class TrainConfig:
 
 
 def help_text(cls: type = TrainConfig) -> str:
-    """Every key of ``cls`` with its default and meaning, one per line, for ``--help``."""
-    rows = [(f"{f.name}={_default_text(f)}", f.metadata.get("help", "")) for f in dataclasses.fields(cls)]
+    """Every key of ``cls`` with its default and meaning, one per line, for ``--help``; a nested config
+    (``augment``) has a line of its own, then one per key as ``augment.KEY=default``."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        nested = _nested_class(f)
+        rows.append((f"{f.name}={'(below)' if nested else _default_text(f)}", f.metadata.get("help", "")))
+        for sub in dataclasses.fields(nested) if nested else ():
+            rows.append((f"{f.name}.{sub.name}={_default_text(sub)}", sub.metadata.get("help", "")))
     width = max(len(default) for default, _ in rows)
     return "\n".join(f"  {default:<{width}}  {meaning}" for default, meaning in rows)
+
+
+def _nested_class(f: dataclasses.Field) -> type | None:
+    """The dataclass a field holds (a nested config such as ``augment``), else None."""
+    if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
+        return f.default_factory
+    return None
 
 
 def _default_text(f: dataclasses.Field) -> str:
@@ -236,20 +276,42 @@ def _default_text(f: dataclasses.Field) -> str:
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), cls: type = TrainConfig) -> Any:
-    """Defaults of ``cls``, then the YAML file at ``path`` (if any), then ``key=value`` overrides."""
+    """Defaults of ``cls``, then the YAML file at ``path`` (if any), then ``key=value`` overrides.
+
+    ``augment.KEY=value`` sets one key of the nested augmentation; the flat keys of older configs
+    (``LEGACY_KEYS``, e.g. ``rotation_factor``) are read as their ``augment.*`` key, in YAML and overrides.
+    """
     values: dict[str, Any] = {}
     if path is not None:
-        values.update(_read_yaml(Path(path)))
+        for key, value in _read_yaml(Path(path)).items():
+            _assign(values, key, value)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key=value")
         try:
-            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as err:
             problem = getattr(err, "problem", None) or "not a YAML value"
             raise ConfigError(f"{key.strip()}: cannot read {raw!r} ({problem}); quote it or fix it") from None
+        _assign(values, key.strip(), value)
     return build_config(values, cls)
+
+
+def _assign(values: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` in ``values``: a legacy flat key becomes its nested one, ``a.b`` sets ``values[a][b]``,
+    and a mapping given for a nested config merges into what earlier sources set."""
+    key = LEGACY_KEYS.get(key, key)
+    group, dot, sub = key.partition(".")
+    if dot:
+        current = values.setdefault(group, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"{group}: expected a mapping of its keys, got {current!r}")
+        current[sub] = value
+    elif isinstance(value, dict) and isinstance(values.get(key), dict):
+        values[key].update(value)
+    else:
+        values[key] = value
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -275,13 +337,37 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def build_config(values: dict[str, Any], cls: type = TrainConfig) -> Any:
-    """Instantiate ``cls`` from a mapping, checking each key exists and each value fits its type."""
+    """Instantiate ``cls`` from a mapping, checking each key exists and each value fits its type; a nested
+    dataclass (``augment``) is built the same way from its own mapping, its keys named ``augment.KEY``."""
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in values:
+        if key not in fields:
+            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(sorted(fields))}")
+    built = {}
+    for key, value in values.items():
+        nested = _nested_class(fields[key])
+        built[key] = _build_nested(key, value, nested) if nested else coerce(key, value, hints[key])
+    return cls(**built)
+
+
+def _build_nested(name: str, value: Any, nested: type) -> Any:
+    """The nested config ``name`` (e.g. ``augment``) from a mapping of its keys; ConfigError names the key."""
+    if isinstance(value, nested):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a mapping of its keys ({name}.KEY=value), got {value!r}")
+    hints = typing.get_type_hints(nested)
+    known = {f.name for f in dataclasses.fields(nested)}
+    for key in value:
         if key not in known:
-            raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(sorted(known))}")
-    return cls(**{key: coerce(key, value, hints[key]) for key, value in values.items()})
+            raise ConfigError(f"unknown config key '{name}.{key}'; known keys: {', '.join(sorted(known))}")
+    try:
+        return nested(**{key: coerce(f"{name}.{key}", v, hints[key]) for key, v in value.items()})
+    except ValueError as err:  # the class's own range checks (one check per concept), e.g. flip_prob > 1
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{name}: {err}") from None
 
 
 def coerce(key: str, value: Any, annotation: Any) -> Any:

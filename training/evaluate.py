@@ -11,30 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from pose.data import TopDownDataset, make_loader
+from pose.data import CropSpec, Selection, TopDownDataset
 from pose.decode import DECODERS
-from pose.evaluation import (
-    coco_ap,
-    difficulty_splits,
-    endpoint_errors,
-    format_splits_table,
-    head_sizes,
-    pckh_table,
-    protocol_keys,
-    summarize,
-    visibility_masks,
-)
-from pose.evaluation.heatmaps import background_levels, second_modes
-from pose.geometry import apply_affine, xyxy_to_xywh
-from pose.inference import flip_test_logits
-from pose.keypoints import MPII_16, schema_from_coco_file
+from pose.evaluation import format_splits_table
+from pose.evaluation.predictions import heatmap_report, predict_dataset, score, splits
+from pose.keypoints import schema_from_coco_file
 from pose.models import CheckpointError, PoseModel
 
 
@@ -68,75 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@torch.no_grad()
-def collect(
-    model: PoseModel,
-    dataset: TopDownDataset,
-    decoders: list[str],
-    beta: float,
-    batch_size: int = 32,
-    workers: int = 0,
-    flip: bool = False,
-) -> dict[str, Any]:
-    """One pass of the network; per decoder, predictions in image px ``(N, K, 2)`` and scores ``(N, K)``.
-
-    Also returns the dataset's ``keypoints_image``, ``visibility``, ``box``, ``area``, ``image_id`` and
-    ``score`` fields, stacked over all N items, and what the logits look like against the compensation's
-    assumption: ``background`` ``(N, K)`` (mean logit > 6 heatmap px from the peak) and ``second_mode``
-    ``(N, K)`` bool (see ``pose.evaluation.heatmaps``).
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    loader = make_loader(dataset, batch_size, False, workers)
-    flip_perm = torch.tensor(model.schema.flip, device=device) if flip else None
-    preds: dict[str, list] = {name: [] for name in decoders}
-    scores: dict[str, list] = {name: [] for name in decoders}
-    fields: dict[str, list] = {
-        key: [] for key in ("keypoints_image", "visibility", "box", "area", "image_id", "score")
-    }
-    stats: dict[str, list] = {"background": [], "second_mode": []}
-    for batch in tqdm(loader, desc="evaluating", dynamic_ncols=True, file=sys.stderr):
-        logits = flip_test_logits(model, batch["image"].to(device), flip_perm).float()
-        matrices = batch["matrix"].numpy()
-        for name in decoders:
-            coords, conf = DECODERS[name](logits, beta)
-            preds[name].append(apply_affine(coords.cpu().numpy(), matrices))  # heatmap -> image px
-            scores[name].append(conf.cpu().numpy())
-        for key in fields:
-            fields[key].append(batch[key].numpy())
-        stats["background"].append(background_levels(logits).cpu().numpy())
-        stats["second_mode"].append(second_modes(logits).cpu().numpy())
-    out = {key: np.concatenate(value) for key, value in (fields | stats).items()}
-    out["preds"] = {name: np.concatenate(preds[name]) for name in decoders}
-    out["scores"] = {name: np.concatenate(scores[name]) for name in decoders}
-    return out
-
-
-def score(data: dict[str, Any], name: str, dataset: TopDownDataset, args) -> dict[str, Any]:
-    """Headline metrics of one decoder; with detection boxes only AP is defined (no instance matching)."""
-    pred, conf = data["preds"][name], data["scores"][name]
-    if args.detections:
-        ap = coco_ap(pred, conf, data["image_id"], args.annotations, dataset.schema, box_scores=data["score"])
-        ap_value = None if ap is None else ap["AP"]
-        undefined = dict.fromkeys(("pck@0.2", "pck_norm", "epe", "auc", *protocol_keys(dataset.schema)))
-        return {**undefined, "ap": ap_value, "coco": ap, "n_instances": int(len(pred))}
-    visible, _ = visibility_masks(data["visibility"])
-    gt, boxes = data["keypoints_image"], xyxy_to_xywh(data["box"])  # corners -> (x, y, w, h) for PCK
-    result = summarize(
-        pred,
-        conf,
-        gt,
-        visible,
-        boxes,
-        dataset.schema,
-        image_ids=data["image_id"],
-        annotations=args.annotations,
-    )
-    if dataset.schema.names == MPII_16.names:  # the MPII results row (README), head-segment norm
-        size = head_sizes(gt, visible, dataset.schema)
-        row = pckh_table(pred, gt, visible, size, dataset.schema)
-        result["pckh_table"] = {k: (v if np.isfinite(v) else None) for k, v in row.items()}
-    return result
+def progress_bar(batches: Iterable) -> Iterable:
+    """The "evaluating" bar on stderr (stdout's last line is the JSON)."""
+    return tqdm(batches, desc="evaluating", dynamic_ncols=True, file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     beta = model.beta if args.beta is None else args.beta
-    data = collect(model, dataset, decoders, beta, args.batch_size, args.workers, args.flip)
-    results = {name: score(data, name, dataset, args) for name in decoders}
+    data = predict_dataset(
+        model, dataset, decoders, beta, args.batch_size, args.workers, args.flip, progress=progress_bar
+    )
+    results = {
+        name: score(data, name, dataset.schema, args.annotations, detections=bool(args.detections))
+        for name in decoders
+    }
     report: dict[str, Any] = {
         "checkpoint": args.checkpoint,
         "beta": beta,
@@ -207,16 +134,13 @@ def prepare(args: argparse.Namespace) -> tuple[PoseModel, TopDownDataset, list[s
     if any(name not in DECODERS for name in decoders):
         raise EvaluationError(f"--decoder must be one of {sorted(DECODERS)} or 'all', got {args.decoder!r}")
     _check_schema(model, args.annotations)
-    dataset = TopDownDataset(
-        args.annotations,
-        args.images,
-        input_size=model.input_size,
-        mean=model.mean,
-        std=model.std,
+    select = Selection(
+        image_ids=_held_out_ids(args.split) if args.split else None,
         detections=args.detections,
         score_threshold=args.score_threshold,
-        image_ids=_held_out_ids(args.split) if args.split else None,
     )
+    crop = CropSpec(input_size=model.input_size, mean=model.mean, std=model.std)
+    dataset = TopDownDataset(args.annotations, args.images, crop, select)
     if len(dataset) == 0:
         raise EvaluationError(
             f"nothing to evaluate: no person of {args.annotations} has its image in {args.images} "
@@ -247,25 +171,6 @@ def _held_out_ids(split: str) -> list[int]:
         return [int(i) for i in json.loads(Path(split).read_text(encoding="utf-8"))["val_image_ids"]]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise EvaluationError(f"--split: cannot read val_image_ids from {split} ({err})") from None
-
-
-def splits(data: dict[str, Any], name: str) -> dict[str, Any]:
-    """Paper Table 1: EPE by box size, labelled joints and occlusion share for decoder ``name``."""
-    visible, occluded = visibility_masks(data["visibility"])
-    errors = endpoint_errors(data["preds"][name], data["keypoints_image"])
-    return difficulty_splits(errors, visible, np.sqrt(data["area"]), occluded)
-
-
-def heatmap_report(data: dict[str, Any]) -> dict[str, Any]:
-    """The logits against the zero-background assumption, over the labelled joints' maps: the mean and
-    median background logit (> 6 heatmap px from the peak) and the share of maps with a second mode."""
-    labelled = data["visibility"] > 0
-    background = data["background"][labelled & np.isfinite(data["background"])]
-    return {
-        "background_mean": float(background.mean()) if background.size else None,
-        "background_median": float(np.median(background)) if background.size else None,
-        "second_mode_share": float(data["second_mode"][labelled].mean()) if labelled.any() else None,
-    }
 
 
 def _print_table(results: dict[str, dict[str, Any]]) -> None:

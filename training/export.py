@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from pose.data import TopDownDataset
+from pose.data import CropSpec, Selection, TopDownDataset
 from pose.decode import DECODERS
+from pose.evaluation.predictions import DatasetPredictions, heatmap_report, predict_dataset, score
 from pose.models import CheckpointError, PoseModel
 from training.config import ConfigError, load_config
-from training.evaluate import collect, heatmap_report, score
+from training.evaluate import progress_bar
 from training.modelcard import write_release_card
 from training.trainer import selection_score
 
@@ -72,14 +73,8 @@ def held_out_set(
     if annotations is None:
         annotations = split.get("val_annotations", config.train_annotations)
         images = config.val_images if "val_annotations" in split else config.train_images
-    dataset = TopDownDataset(
-        annotations,
-        images,
-        input_size=model.input_size,
-        mean=model.mean,
-        std=model.std,
-        image_ids=split.get("val_image_ids"),
-    )
+    crop = CropSpec(input_size=model.input_size, mean=model.mean, std=model.std)
+    dataset = TopDownDataset(annotations, images, crop, Selection(image_ids=split.get("val_image_ids")))
     return dataset, annotations
 
 
@@ -106,13 +101,32 @@ def float16_copy(model: PoseModel, folder: Path) -> PoseModel:
     return PoseModel.from_pretrained(str(folder))
 
 
-def decode_shift(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, float]]:
+def decode_shift(a: DatasetPredictions, b: DatasetPredictions) -> dict[str, dict[str, float]]:
     """Per decoder, how far ``b``'s predictions moved from ``a``'s: max and 99.9th percentile, image px."""
     shift = {}
-    for name in a["preds"]:
-        d = np.linalg.norm(b["preds"][name] - a["preds"][name], axis=-1).ravel()
+    for name in a.preds:
+        d = np.linalg.norm(b.preds[name] - a.preds[name], axis=-1).ravel()
         shift[name] = {"max": float(d.max()), "p99.9": float(np.percentile(d, 99.9))}
     return shift
+
+
+def judge_float16(shift: dict[str, dict[str, float]], decoder: str, tolerance: float) -> dict[str, Any]:
+    """The card's precision record: float16 when no ``decoder`` keypoint moved more than ``tolerance`` px."""
+    worst = shift[decoder]["max"]  # argmax jumps between near-equal peaks: reported, not judged
+    if worst > tolerance:
+        print(f"float16 moves a {decoder} keypoint by {worst:.4f} px > {tolerance}: keeping float32")
+        return {"dtype": "float32", "float16_rejected": shift, "tolerance_px": tolerance}
+    return {"dtype": "float16", "decode_shift_px": shift, "tolerance_px": tolerance}
+
+
+def copy_run_files(run: Path, out: Path, init_run: str | None) -> None:
+    """The run's config, split and log into ``out`` (``RUN_FILES``); the init run's as ``init_*``."""
+    for src, dst in RUN_FILES.items():
+        shutil.copyfile(run / src, out / dst)
+    if init_run:
+        for src, dst in RUN_FILES.items():
+            if src != "split.json":  # same split by construction (same ids, same seed)
+                shutil.copyfile(Path(init_run) / src, out / ("init_" + dst))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,38 +139,23 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ConfigError, OSError, KeyError, ValueError) as err:
         print(f"error: cannot export {run}: {err}", file=sys.stderr)
         return 2
-    decoders = sorted(DECODERS)
-    data = collect(model, dataset, decoders, model.beta, args.batch_size, args.workers)
-    scoring = argparse.Namespace(detections=None, annotations=annotations)
-    metrics = {name: score(data, name, dataset, scoring) for name in decoders}
-    low = collect(model, dataset, ["debiased", "integral"], LOW_BETA, args.batch_size, args.workers)
-    low_beta = {"beta": LOW_BETA, **{name: score(low, name, dataset, scoring) for name in low["preds"]}}
+    batching = {"batch_size": args.batch_size, "workers": args.workers, "progress": progress_bar}
+    data = predict_dataset(model, dataset, sorted(DECODERS), model.beta, **batching)
+    metrics = {name: score(data, name, dataset.schema, annotations) for name in data.preds}
+    low = predict_dataset(model, dataset, ["debiased", "integral"], LOW_BETA, **batching)
+    low_beta = {"beta": LOW_BETA, **{n: score(low, n, dataset.schema, annotations) for n in low.preds}}
     out.mkdir(parents=True, exist_ok=True)
     precision: dict[str, Any] = {"dtype": "float32"}
     if args.float16:
         half = float16_copy(model, out)
-        shift = decode_shift(
-            data, collect(half, dataset, decoders, model.beta, args.batch_size, args.workers)
-        )
-        worst = shift[model.decoder]["max"]  # argmax jumps between near-equal peaks: reported, not judged
-        precision = {"dtype": "float16", "decode_shift_px": shift, "tolerance_px": args.tolerance}
-        if worst > args.tolerance:
-            print(
-                f"float16 moves a {model.decoder} keypoint by {worst:.4f} px > {args.tolerance}: "
-                "keeping float32"
-            )
-            precision = {"dtype": "float32", "float16_rejected": shift, "tolerance_px": args.tolerance}
+        shift = decode_shift(data, predict_dataset(half, dataset, sorted(DECODERS), model.beta, **batching))
+        precision = judge_float16(shift, model.decoder, args.tolerance)
     if precision["dtype"] == "float32":
         model.save_pretrained(out)
-    for src, dst in RUN_FILES.items():
-        shutil.copyfile(run / src, out / dst)
-    if args.init_run:
-        for src, dst in RUN_FILES.items():
-            if src != "split.json":  # same split by construction (same ids, same seed)
-                shutil.copyfile(Path(args.init_run) / src, out / ("init_" + dst))
+    copy_run_files(run, out, args.init_run)
     evaluation = {
         "decoders": metrics,
-        "n_images": len(set(data["image_id"].tolist())),
+        "n_images": len(set(data.image_id.tolist())),
         "scored_on": annotations,
         "precision": precision,
         "low_beta": low_beta,

@@ -1,9 +1,14 @@
-"""The model card (README.md) written beside a trained PoseModel: data, method, metrics, citation."""
+"""The model card (README.md) written beside a trained PoseModel: data, method, metrics, citation.
+
+The cards' text lives in ``training/templates/`` (``string.Template``: ``${field}``); the functions here
+compute the fields.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from training.config import load_config
@@ -20,6 +25,19 @@ METHOD_TEXT = {
     "integral": "integral pose regression: L1 on the soft-argmax J_r",
     "debiased": "bias-compensated integral regression: L1 on the debiased estimate J_o",
 }
+
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def render(template: str, fields: dict[str, Any]) -> str:
+    """The template file ``templates/<template>`` with its ``${field}`` placeholders filled in."""
+    return Template((TEMPLATES / template).read_text(encoding="utf-8")).substitute(fields)
+
+
+def _block(lines: list[str]) -> str:
+    """Lines that follow a template line only when there are any: each starts on a new line."""
+    return "".join("\n" + line for line in lines)
 
 
 def method_line(method: str, coord_loss: str, heatmap_epochs: int) -> str:
@@ -41,36 +59,16 @@ def write_model_card(
     """
     coord_loss, heatmap_epochs, decoder = resolved
     shown = {k: v for k, v in metrics.items() if k.startswith("val_") and v is not None}
-    lines = [
-        "---",
-        "library_name: debias-pose",
-        "tags: [pose-estimation, keypoint-detection, integral-regression]",
-        "---",
-        f"# {config['arch']} — {config['method']}",
-        "",
-        "A top-down 2D pose model trained with debias-pose "
-        "(reference implementation of *Removing the Bias of Integral Pose Regression*, ICCV 2021).",
-        "",
-        "## Training",
-        method_line(config["method"], coord_loss, heatmap_epochs),
-        f"- decoder: `{decoder}`, beta {config['beta']}; input (H, W) {tuple(config['input_size'])}",
-        f"- data: `{config['train_annotations']}` ({config['epochs']} epochs, batch {config['batch_size']}, "
-        f"Adam lr {config['lr']})",
-        "",
-        "## Validation metrics (last epoch)",
-        "```json",
-        json.dumps(shown, indent=2),
-        "```",
-        "",
-        "Load it with `pose.PoseModel.from_pretrained(path_or_repo_id)`.",
-        "",
-        "## Citation",
-        "```bibtex",
-        CITATION,
-        "```",
-    ]
+    keys = ("arch", "method", "beta", "train_annotations", "epochs", "batch_size", "lr")
+    fields = {key: config[key] for key in keys} | {
+        "method_line": method_line(config["method"], coord_loss, heatmap_epochs),
+        "decoder": decoder,
+        "input_size": tuple(config["input_size"]),
+        "metrics": json.dumps(shown, indent=2),
+        "citation": CITATION,
+    }
     path = Path(folder) / "README.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(render("run_card.md", fields), encoding="utf-8")
     return path
 
 
@@ -204,6 +202,35 @@ def _number(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def quoted_note(annotations: str) -> str:
+    """The data's note (``data_note``) as a Markdown quote, or a request to state source and licence."""
+    note = data_note(annotations)
+    if not note:
+        return f"No data note was found beside `{annotations}`: state the data's source and licence here."
+    return "\n".join("> " + line if line else ">" for line in note.splitlines())
+
+
+def weights_text(precision: dict[str, Any], decoder: str) -> str:
+    """The card's "- weights:" text: float32, or float16 with the largest decode shift it caused."""
+    if precision["dtype"] != "float16":
+        return "float32."
+    worst = precision["decode_shift_px"][decoder]["max"]
+    return (
+        f"float16 (loaded into float32): the largest shift of a `{decoder}` keypoint against the "
+        f"float32 weights, over every held-out joint, is {worst:.4f} image px "
+        f"(tolerance {precision['tolerance_px']})."
+    )
+
+
+def recipe_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> list[str]:
+    """The commands that train the shipped model again (two stages when it started from another run)."""
+    here = Path(folder).as_posix()
+    recipe = [f"python -m training.run {here}/training_config.yaml out_dir=runs/again"]
+    if "init_run" in evaluation:  # two stages: the first writes the folder the second starts from
+        recipe.insert(0, f"python -m training.run {here}/init_training_config.yaml  # -> {config.init_from}")
+    return recipe
+
+
 def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], annotations: str) -> Path:
     """Write ``folder/README.md`` for a model exported by ``training.export``.
 
@@ -214,71 +241,27 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         annotations: the annotation file the held-out images come from.
     """
     coord_loss, heatmap_epochs, decoder = config.resolved()
-    note = data_note(annotations)
-    quoted = (
-        "\n".join("> " + line if line else ">" for line in note.splitlines())
-        if note
-        else (f"No data note was found beside `{annotations}`: state the data's source and licence here.")
-    )
-    precision = evaluation["precision"]
-    if precision["dtype"] == "float16":
-        worst = precision["decode_shift_px"][decoder]["max"]
-        weights = (
-            f"float16 (loaded into float32): the largest shift of a `{decoder}` keypoint against the "
-            f"float32 weights, over every held-out joint, is {worst:.4f} image px "
-            f"(tolerance {precision['tolerance_px']})."
-        )
-    else:
-        weights = "float32."
-    here = Path(folder).as_posix()
-    recipe = [f"python -m training.run {here}/training_config.yaml out_dir=runs/again"]
-    if "init_run" in evaluation:  # two stages: the first writes the folder the second starts from
-        recipe.insert(0, f"python -m training.run {here}/init_training_config.yaml  # -> {config.init_from}")
-    lines = [
-        "---",
-        "library_name: debias-pose",
-        "license: other",
-        "pipeline_tag: keypoint-detection",
-        "tags: [pose-estimation, keypoint-detection, integral-regression]",
-        "---",
-        f"# {config.arch}, {config.method}, {config.input_size[0]}×{config.input_size[1]}",
-        "",
-        "A small top-down 2D human pose model (person crop in, one heatmap per joint out) trained with "
-        "debias-pose, the reference implementation of *Removing the Bias of Integral Pose Regression* "
-        "(ICCV 2021). A research demo: it is not meant for decisions about people.",
-        "",
-        method_line(config.method, coord_loss, heatmap_epochs),
-        f"- shipped decoder: `{decoder}`, beta {config.beta}; input (H, W) {tuple(config.input_size)} px",
-        f"- weights: {weights}",
-        *provenance_lines(config, evaluation, folder),
-        "",
-        "Load it with `pose.PoseModel.from_pretrained(folder)` or `pose.Predictor`.",
-        "",
-        "## Data",
-        f"Trained on `{config.train_annotations}`. The data's own note, quoted in full:",
-        "",
-        quoted,
-        "",
-        *teacher_lines(config.train_annotations),
-        "",
-        f"Validation: a seeded {config.val_fraction:.0%} of the images (seed {config.seed}) was held out and "
-        "never trained on; `split.json` lists the image ids on each side.",
-        "",
-        *metrics_lines(evaluation, annotations, decoder),
-        "",
-        "## Recipe",
-        "`training_config.yaml` is the run's full config; `training_log.jsonl` has one line per epoch. "
-        "To train it again:",
-        "```bash",
-        *recipe,
-        "```",
-        "",
-        "## Citation",
-        "```bibtex",
-        CITATION,
-        "```",
-        "and the data's citation in its note above.",
-    ]
+    teacher = teacher_lines(config.train_annotations)
+    fields = {
+        "arch": config.arch,
+        "method": config.method,
+        "height": config.input_size[0],
+        "width": config.input_size[1],
+        "method_line": method_line(config.method, coord_loss, heatmap_epochs),
+        "decoder": decoder,
+        "beta": config.beta,
+        "input_size": tuple(config.input_size),
+        "weights": weights_text(evaluation["precision"], decoder),
+        "provenance": _block(provenance_lines(config, evaluation, folder)),
+        "train_annotations": config.train_annotations,
+        "quoted": quoted_note(annotations),
+        "teacher": "\n".join(teacher) + "\n" if teacher else "",
+        "val_fraction": f"{config.val_fraction:.0%}",
+        "seed": config.seed,
+        "metrics": "\n".join(metrics_lines(evaluation, annotations, decoder)),
+        "recipe": "\n".join(recipe_lines(config, evaluation, folder)),
+        "citation": CITATION,
+    }
     path = Path(folder) / "README.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(render("release_card.md", fields), encoding="utf-8")
     return path

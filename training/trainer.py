@@ -21,10 +21,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from pose.data import AugmentConfig, TopDownDataset, make_loader, set_loader_epoch
+from pose.data import CropSpec, Selection, TopDownDataset, TrainSpec, make_loader, set_loader_epoch
 from pose.decode import DECODERS
-from pose.evaluation import summarize, visibility_masks
-from pose.geometry import apply_affine, xyxy_to_xywh
+from pose.evaluation.predictions import DatasetPredictions, headline, predict_loader
 from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
 from pose.models import PoseModel, build_pose_model
 from training import distributed
@@ -193,38 +192,19 @@ class Trainer:
     @torch.no_grad()
     def validate(self, decoder: str | None = None) -> dict[str, Any]:
         """Decode the validation set (default: the run's decoder) and score it on all ranks together."""
-        model = self.eval_model.eval()
-        rows: dict[int, tuple] = {}
+        name = decoder or self.decoder
         quiet = self.rank != 0
-        for batch in tqdm(self.val_loader, desc="validating", disable=quiet, leave=False, dynamic_ncols=True):
-            logits = model(batch["image"].to(self.device)).float()
-            coords, scores = DECODERS[decoder or self.decoder](logits, self.config.beta)
-            image_xy = apply_affine(coords.cpu().numpy(), batch["matrix"].numpy())  # heatmap -> image px
-            for i, ann_id in enumerate(batch["ann_id"].tolist()):  # keyed: drops the sampler's padding
-                rows[ann_id] = (
-                    image_xy[i],
-                    scores[i].cpu().numpy(),
-                    batch["keypoints_image"][i].numpy(),
-                    batch["visibility"][i].numpy(),
-                    batch["box"][i].numpy(),
-                    int(batch["image_id"][i]),
-                )
-        rows = distributed.merge_dicts(rows)
-        pred, scores, gt, vis, boxes, image_ids = (
-            np.stack([rows[k][j] for k in sorted(rows)]) for j in range(6)
+
+        def bar(batches):
+            return tqdm(batches, desc="validating", disable=quiet, leave=False, dynamic_ncols=True)
+
+        shard = predict_loader(
+            self.eval_model, self.val_loader, [name], self.config.beta, logit_stats=False, progress=bar
         )
+        # Each rank decoded its shard; records keyed by annotation id merge them and drop the padding
+        data = DatasetPredictions.from_annotations(distributed.merge_dicts(shard.by_annotation()))
         annotations = self.config.val_annotations or self.config.train_annotations
-        visible, _ = visibility_masks(vis)
-        return summarize(
-            pred,
-            scores,
-            gt,
-            visible,
-            xyxy_to_xywh(boxes),  # the data set's boxes are corners; PCK's box norms need w and h
-            self.val_set.schema,
-            image_ids=image_ids,
-            annotations=annotations,
-        )
+        return headline(data, name, self.val_set.schema, annotations)
 
     def _write_split(self) -> None:
         """Record which images trained and which validated (``split.json``), so the split can be stated."""
@@ -368,32 +348,19 @@ def epoch_line(record: dict, epochs: int) -> str:
 
 def _datasets(config: TrainConfig, model: PoseModel) -> tuple[TopDownDataset, TopDownDataset]:
     """Training and validation sets; without ``val_annotations``, a seeded split of the training images."""
-    common = {
-        "input_size": tuple(config.input_size),
-        "sigma": config.sigma,
-        "mean": model.mean,
-        "std": model.std,
-    }
-    augment = AugmentConfig(
-        flip_prob=config.flip_prob,
-        scale_factor=config.scale_factor,
-        rotation_factor=config.rotation_factor,
-        half_body_prob=config.half_body_prob,
-    )
+    crop = CropSpec(input_size=tuple(config.input_size), sigma=config.sigma, mean=model.mean, std=model.std)
     train_ids, val_ids = _split_image_ids(config)
     train_set = TopDownDataset(
         config.train_annotations,
         config.train_images,
-        train=True,
-        augment=augment,
-        image_ids=train_ids,
-        seed=config.seed,
-        **common,
+        crop,
+        Selection(image_ids=train_ids),
+        TrainSpec(config.augment, config.seed),
     )
     if config.val_annotations:
-        val_set = TopDownDataset(config.val_annotations, config.val_images or config.train_images, **common)
+        val_set = TopDownDataset(config.val_annotations, config.val_images or config.train_images, crop)
     else:
-        val_set = TopDownDataset(config.train_annotations, config.train_images, image_ids=val_ids, **common)
+        val_set = TopDownDataset(config.train_annotations, config.train_images, crop, Selection(val_ids))
     return train_set, val_set
 
 

@@ -4,16 +4,25 @@ See :class:`TopDownDataset` for what an item holds and how bad annotations are h
 """
 
 from pose.data.coco import Instance
-from pose.data.dataset import TopDownDataset, make_loader, seed_worker, set_loader_epoch
-from pose.data.transforms import IMAGENET_MEAN, IMAGENET_STD, NO_AUGMENT, AugmentConfig, body_halves
+from pose.data.dataset import (
+    CropSpec,
+    Selection,
+    TopDownDataset,
+    TrainSpec,
+    make_loader,
+    seed_worker,
+    set_loader_epoch,
+)
+from pose.data.transforms import NO_AUGMENT, AugmentConfig, body_halves
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "NO_AUGMENT",
     "AugmentConfig",
+    "CropSpec",
     "Instance",
+    "Selection",
     "TopDownDataset",
+    "TrainSpec",
     "body_halves",
     "make_loader",
     "seed_worker",

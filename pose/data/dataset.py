@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
@@ -27,8 +28,6 @@ from pose.data.coco import (
     read_annotation_file,
 )
 from pose.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     AugmentConfig,
     body_halves,
     normalize_image,
@@ -37,9 +36,57 @@ from pose.data.transforms import (
 )
 from pose.geometry import Size, box_to_crop, input_aspect
 from pose.keypoints import KeypointSchema
+from pose.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from pose.targets import keypoint_targets
 
 _JOINT_REASONS = (NAN_JOINT, OUTSIDE_JOINT)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How a person becomes a network input and its targets.
+
+    Attributes:
+        input_size: network input ``(H, W)``, both divisible by ``stride``.
+        padding: crop enlargement around the (aspect-fixed) box.
+        stride: input pixels per heatmap pixel.
+        sigma: heatmap Gaussian standard deviation, heatmap pixels.
+        mean, std: per-channel RGB normalisation on the [0, 1] scale (pass the model's).
+    """
+
+    input_size: Size = (256, 192)
+    padding: float = 1.25
+    stride: int = 4
+    sigma: float = 2.0
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which people are items.
+
+    Attributes:
+        image_ids: use only these images; None for all.
+        category_id: keypoint category; None for the file's first category.
+        detections: COCO results JSON; items are its boxes of the keypoint category instead of the
+            annotations (then all joints have weight 0).
+        score_threshold: detections scoring below this are ignored.
+    """
+
+    image_ids: Iterable[int] | None = None
+    category_id: int | None = None
+    detections: str | PathLike[str] | None = None
+    score_threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Random augmentation of a training set: its settings (``pose.data.NO_AUGMENT`` turns it off) and
+    the base seed (each item's draw is seeded by ``(seed, epoch, index)``)."""
+
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
 
 
 class TopDownDataset(Dataset):
@@ -74,59 +121,44 @@ class TopDownDataset(Dataset):
         self,
         annotations: str | PathLike[str],
         images: str | PathLike[str],
-        input_size: Size = (256, 192),
-        sigma: float = 2.0,
-        train: bool = False,
-        augment: AugmentConfig | None = None,
-        detections: str | PathLike[str] | None = None,
-        score_threshold: float = 0.0,
-        padding: float = 1.25,
-        image_ids: Iterable[int] | None = None,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        seed: int = 0,
-        category_id: int | None = None,
-        stride: int = 4,
+        crop: CropSpec = CropSpec(),
+        select: Selection = Selection(),
+        train: TrainSpec | None = None,
     ) -> None:
         """Load and clean the annotations (no image is read here).
 
         Args:
             annotations: COCO keypoint JSON.
             images: folder holding the images' ``file_name``.
-            input_size: network input ``(H, W)``, both divisible by ``stride``.
-            sigma: heatmap Gaussian standard deviation, heatmap pixels.
-            train: augment with ``augment`` (None means ``AugmentConfig()``); False never augments.
-            augment: augmentation settings; ``pose.data.NO_AUGMENT`` turns it off for training.
-            detections: COCO results JSON; items are its boxes of the keypoint category instead.
-            score_threshold: detections scoring below this are ignored.
-            padding: crop enlargement around the (aspect-fixed) box.
-            image_ids: use only these images; None for all.
-            mean, std: per-channel RGB normalisation on the [0, 1] scale (pass the model's).
-            seed: base seed of the augmentation.
-            category_id: keypoint category; None for the file's first category.
-            stride: input pixels per heatmap pixel.
+            crop: input size, padding, stride, target sigma and normalisation (:class:`CropSpec`).
+            select: which images, category and boxes (:class:`Selection`).
+            train: augment as :class:`TrainSpec` says; None (evaluation) never augments.
 
         Raises:
             ValueError: bad sizes, or ``train`` with ``detections`` (no targets to train on).
         """
+        input_size, stride = crop.input_size, crop.stride
         if input_size[0] % stride or input_size[1] % stride:
             raise ValueError(f"input_size {input_size} must be divisible by stride {stride}")
-        if train and detections is not None:
+        if train is not None and select.detections is not None:
             raise ValueError("train=True needs ground-truth keypoints, not detections")
+        image_ids, category_id, detections = select.image_ids, select.category_id, select.detections
         ids = None if image_ids is None else {int(i) for i in image_ids}
         ann_file = read_annotation_file(annotations, category_id, ids)
         problems: Counter[str] = Counter()
         if detections is None:
             instances = ground_truth_instances(ann_file, Path(images), problems)
         else:
-            instances = detection_instances(ann_file, Path(images), detections, score_threshold, problems)
+            threshold = select.score_threshold
+            instances = detection_instances(ann_file, Path(images), detections, threshold, problems)
         self._instances = tuple(instances)
         self.schema: KeypointSchema = ann_file.schema
         self.input_size: Size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size: Size = (self.input_size[0] // stride, self.input_size[1] // stride)
-        self.sigma, self.padding, self.seed = float(sigma), float(padding), int(seed)
-        self.mean, self.std = tuple(mean), tuple(std)
-        self.augment = (augment if augment is not None else AugmentConfig()) if train else None
+        self.sigma, self.padding = float(crop.sigma), float(crop.padding)
+        self.seed = int(train.seed) if train is not None else 0
+        self.mean, self.std = tuple(crop.mean), tuple(crop.std)
+        self.augment = train.augment if train is not None else None
         self.problems = +problems  # unary plus drops the zero counts
         self.load_failures = 0
         self._halves = body_halves(self.schema)

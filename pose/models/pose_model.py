@@ -15,12 +15,12 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-from pose.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from pose.decode import DECODERS
+from pose.decode import DECODERS, check_beta
 from pose.keypoints import KeypointSchema
 from pose.models import checkpoints, imagenet
 from pose.models.architectures import DEFAULT_INPUT_SIZES, MODELS
 from pose.models.backbones import timm_name
+from pose.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 # Every backbone here downsamples 5 times; at other sizes a stride-32 map is rounded (ResNet, Lite0) or
 # HRNet's fusion of upsampled branches fails, and the heatmap would not be exactly (H/4, W/4).
@@ -119,10 +119,7 @@ class PoseModel(
 
     @beta.setter
     def beta(self, value: float) -> None:
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (number and math.isfinite(value) and value > 0):
-            raise ValueError(f"beta must be a finite number > 0, got {value!r}")
-        self._beta = float(value)
+        self._beta = check_beta(value)
 
     @property
     def schema(self) -> KeypointSchema:
