@@ -451,7 +451,7 @@ class PhotoTab:
         joint = min(max(joint, 0), len(schema.names) - 1)
         data = joint_map(session, decoded, person, joint, float(beta), view != LOGITS_VIEW)
         figure = joint_figure(data, f"person {person + 1}, {schema.names[joint]}", beta)
-        compare = _comparison(session, decoded, person, float(beta), shown or [])
+        compare = overlay_file(_comparison(session, decoded, person, float(beta), shown or []))  # as above
         timing = _timing_text(session, beta, (time.perf_counter() - start) * 1e3)
         notes = (
             beta_note(session, decoded, person, float(beta)),

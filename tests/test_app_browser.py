@@ -89,14 +89,19 @@ def heatmap_colorbar(page) -> str:
     )
 
 
-def test_upload_then_beta_slider_updates_overlay_and_heatmap(app_url, page, tmp_path):
+def open_bus(page, app_url: str) -> None:
+    """Load the page, upload bus.jpg and wait until its people are decoded at the default beta 10."""
     bus = next(p for p in example_photos() if p.endswith("bus.jpg"))
     page.goto(app_url)
     page.locator("#photo-input input[type=file]").set_input_files(bus)
+    page.wait_for_function("() => document.querySelector('#photo-status').innerText.includes('Found')")
+    page.wait_for_function("() => document.querySelector('#decode-timing').innerText.includes('β = 10')")
+
+
+def test_upload_then_beta_slider_updates_overlay_and_heatmap(app_url, page, tmp_path):
+    open_bus(page, app_url)
     page.wait_for_selector("#overlay img")
     page.wait_for_selector("#joint-heatmap .js-plotly-plot")
-    page.wait_for_function("() => document.querySelector('#decode-timing').innerText.includes('β = 10')")
-    assert "Found" in page.locator("#photo-status").inner_text()
     before_src, before_map = overlay_src(page), heatmap_colorbar(page)
     page.screenshot(path=tmp_path / "photo_beta10.png", full_page=True)
 
@@ -144,11 +149,7 @@ def click_photo(page, x: float, y: float) -> None:
 
 
 def test_two_clicks_draw_a_person_box_and_remove_takes_it_away(app_url, page, tmp_path):
-    bus = next(p for p in example_photos() if p.endswith("bus.jpg"))
-    page.goto(app_url)
-    page.locator("#photo-input input[type=file]").set_input_files(bus)
-    page.wait_for_function("() => document.querySelector('#photo-status').innerText.includes('Found')")
-    page.wait_for_function("() => document.querySelector('#decode-timing').innerText.includes('β = 10')")
+    open_bus(page, app_url)
     found = person_count(page)
     src = overlay_src(page)
 
@@ -184,10 +185,7 @@ def save_screenshot(page, tmp_path: Path, name: str) -> Path:
 
 
 def test_blazepose_at_the_trained_beta_and_at_beta_2_teaches_the_bias(app_url, page, tmp_path):
-    bus = next(p for p in example_photos() if p.endswith("bus.jpg"))
-    page.goto(app_url)
-    page.locator("#photo-input input[type=file]").set_input_files(bus)
-    page.wait_for_function("() => document.querySelector('#decode-timing').innerText.includes('β = 10')")
+    open_bus(page, app_url)
     page.locator("#model-choice label", has_text="BlazePose").click()
     page.wait_for_function("() => document.querySelector('#beta-note').innerText.includes('BlazePose was')")
     page.wait_for_selector("#compare img")
