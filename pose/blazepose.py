@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,8 +37,10 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(x / 2))
 
 
-def _interpreter(model_file: Path, threads: int):
-    """A ready ``ai_edge_litert`` interpreter and its (input, landmarks, flag, heatmaps) tensor indices."""
+def landmark_interpreter(model_file: str | Path, threads: int) -> tuple[Any, int, dict[str, int]]:
+    """A ready ``ai_edge_litert`` interpreter of a BlazePose landmark model (lite, full or heavy), its
+    input tensor index and its output indices by name (``Identity`` landmarks, ``Identity_1`` pose flag,
+    ``Identity_3`` heatmap logits, ...); :class:`BlazePoseError` with one line when that cannot be."""
     try:
         from ai_edge_litert.interpreter import Interpreter  # imported here: no work at import time
     except ImportError as err:
@@ -50,10 +53,11 @@ def _interpreter(model_file: Path, threads: int):
         net = Interpreter(model_path=str(model_file), num_threads=threads)
         net.allocate_tensors()
         outputs = {d["name"]: d["index"] for d in net.get_output_details()}
-        indices = (net.get_input_details()[0]["index"], outputs["Identity_3"])
+        if not {"Identity", "Identity_1", "Identity_3"} <= set(outputs):
+            raise KeyError(f"outputs {sorted(outputs)}")
     except (ValueError, RuntimeError, KeyError) as err:
         raise BlazePoseError(f"{model_file} is not a BlazePose landmark model: {err}") from None
-    return net, indices
+    return net, net.get_input_details()[0]["index"], outputs
 
 
 class BlazePoseHeatmaps(nn.Module):
@@ -87,7 +91,8 @@ class BlazePoseHeatmaps(nn.Module):
         super().__init__()
         self.model_file = Path(model_file)
         self.beta = float(beta)
-        self._net, (self._input, self._heatmaps) = _interpreter(self.model_file, threads)
+        self._net, self._input, outputs = landmark_interpreter(self.model_file, threads)
+        self._heatmaps = outputs["Identity_3"]
         self._lock = threading.Lock()
 
     def crop_heatmaps(self, crop: np.ndarray) -> np.ndarray:

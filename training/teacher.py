@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pose.blazepose import sigmoid
+from pose.blazepose import BlazePoseError, landmark_interpreter, sigmoid
 from pose.geometry import Crop, input_to_image, warp_image
 from pose.keypoints import LSP_14
 from training.config import TrainConfig
@@ -89,12 +89,7 @@ class BlazePoseTeacher:
     ``mirrored`` runs the mirror image of the same crop and maps the answer back to this image."""
 
     def __init__(self, model: Path, heatmap: bool = True, threads: int = 2) -> None:
-        from ai_edge_litert.interpreter import Interpreter  # also the app's (pose.blazepose)
-
-        self.net = Interpreter(model_path=str(model), num_threads=threads)
-        self.net.allocate_tensors()
-        self.input = self.net.get_input_details()[0]["index"]
-        out = {d["name"]: d["index"] for d in self.net.get_output_details()}
+        self.net, self.input, out = landmark_interpreter(model, threads)
         self.landmarks, self.flag, self.heatmaps = out["Identity"], out["Identity_1"], out["Identity_3"]
         self.heatmap = heatmap
 
@@ -255,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model, meta = fetch_teacher()
         coco = clean(args.annotations, args.images, BlazePoseTeacher(model), args.val_fraction, args.seed)
-    except (OSError, ValueError, KeyError, TeacherError) as err:
+    except (OSError, ValueError, KeyError, TeacherError, BlazePoseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     coco["info"]["teacher"] = {"model": MODEL_FILE, **meta}
