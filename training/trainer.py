@@ -69,11 +69,7 @@ class Trainer:
         self.optimizer = optimizer(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_schedule(config, self.steps))
         # The averaged copy (ema_decay > 0) is what validates and what is saved; BN statistics average too
-        self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-            if config.ema_decay > 0
-            else None
-        )
+        self.ema = _averaged(self.model, config.ema_decay) if config.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp and self.device.type == "cuda")
         self.net = nn.parallel.DistributedDataParallel(self.model) if sharded else self.model
         self.epoch, self.best = 0, -math.inf
@@ -260,9 +256,7 @@ class Trainer:
         if self.ema is not None and payload.get("ema") is not None:
             self.ema.load_state_dict(payload["ema"])
         elif self.ema is not None:  # a state from before ema_decay was set: average from the model onwards
-            self.ema = AveragedModel(
-                self.model, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema_decay), use_buffers=True
-            )
+            self.ema = _averaged(self.model, self.config.ema_decay)
         if "torch_rng" in payload:  # absent in states written before it was recorded; nothing draws from it
             torch.set_rng_state(payload["torch_rng"])
         if payload.get("pending"):  # absent in older states; None once the epoch was logged
@@ -405,6 +399,12 @@ def _lr_schedule(config: TrainConfig, steps_per_epoch: int):
         return warm * config.lr_factor ** sum(epoch >= e for e in config.lr_steps)
 
     return factor
+
+
+def _averaged(model: PoseModel, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights and buffers (BatchNorm statistics too),
+    starting from a copy of them."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _device(name: str) -> torch.device:
