@@ -189,3 +189,45 @@ def test_ablation_runs_are_config_switches():
     overrides = {name: compare.run_overrides(name, [], compare.Path("x"), 7) for name in compare.RUNS}
     assert "heatmap_epochs=7" in overrides["ipr_laug"] and "heatmap_epochs=-1" in overrides["ipr_lde"]
     assert "heatmap_epochs=0" in overrides["debiased_no_laug"] and "beta=20" in overrides["debiased_beta20"]
+
+
+def test_the_bias_group_trains_each_run_per_seed_on_one_hold_out(tiny, tmp_path):
+    root, annotations, images = tiny
+    data = [f"train_annotations={annotations}", f"train_images={images}", "val_fraction=0.34"]
+    budget = ["input_size=64,64", "batch_size=2", "num_workers=0", "epochs=2", "max_steps_per_epoch=1"]
+    argv = [*data, *budget, "split_seed=5", "--out", str(tmp_path), "--groups", "bias", "--seeds", "3,4"]
+    assert compare.main(argv) == 0
+    results = json.loads((tmp_path / "compare.json").read_text())
+    assert results["groups"]["bias"] == ["ipr_beta1", "debiased_no_laug_beta1", "ipr", "debiased_no_laug"]
+    assert results["seeds"] == [3, 4] and results["split_seed"] == 5
+    held_out = set()
+    for name in results["groups"]["bias"]:
+        run = results["runs"][name]
+        assert sorted(run["seeds"]) == ["3", "4"] and [e["epoch"] for e in run["epochs"]] == [0, 1]
+        finals = [run["seeds"][s]["final"]["val_epe"] for s in ("3", "4")]
+        assert run["final"]["val_epe"] == pytest.approx(np.mean(finals))
+        assert run["final_sd"]["val_epe"] == pytest.approx(np.std(finals, ddof=1))
+        for seed in (3, 4):
+            folder = tmp_path / f"seed{seed}" / name
+            config = (folder / "config.yaml").read_text()
+            assert f"seed: {seed}" in config and "split_seed: 5" in config
+            held_out.add(tuple(json.loads((folder / "split.json").read_text())["val_image_ids"]))
+    assert len(held_out) == 1  # every seed and run validated on the same images
+    assert "beta 1" in (tmp_path / "compare.html").read_text()
+
+
+def test_seeds_mean_keeps_the_epochs_every_seed_reached():
+    runs = {
+        0: {"epochs": [{"epoch": 0, "val_epe": 4.0}, {"epoch": 1, "val_epe": 2.0}], "final": {"val_epe": 2.0}},
+        1: {"epochs": [{"epoch": 0, "val_epe": 6.0}], "final": {"val_epe": 6.0, "note": "x"}},
+    }
+    mean = compare.mean_over_seeds(runs)
+    assert mean["epochs"] == [{"epoch": 0, "val_epe": 5.0}] and mean["final"] == {"val_epe": 4.0}
+    assert mean["final_sd"]["val_epe"] == pytest.approx(math.sqrt(8.0))
+
+
+@pytest.mark.parametrize("seeds", ["a,b", "1,1", ","])
+def test_bad_seeds_are_refused(seeds, capsys):
+    with pytest.raises(SystemExit):
+        compare.main(["--seeds", seeds])
+    assert "--seeds" in capsys.readouterr().err

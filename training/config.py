@@ -142,6 +142,9 @@ class TrainConfig:
     device: str = setting("auto", "auto (CUDA if present) | cpu | cuda | cuda:N")
     num_workers: int = setting(2, "data-loading processes; 0 loads in the training process")
     seed: int = setting(0, "seeds the weights, the hold-out split and the augmentation")
+    split_seed: int | None = setting(
+        None, "seeds the hold-out split instead of seed (runs over seeds that share one hold-out)"
+    )
     val_every: int = setting(1, "validate every N epochs (and after the last), >= 1")
     max_steps_per_epoch: int = setting(0, "cap on steps per epoch (quick runs, tests); 0 = the whole epoch")
     resume: bool = setting(False, "continue from out_dir/last.pt when it exists")

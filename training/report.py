@@ -16,6 +16,7 @@ TITLES = {
     "methods": "Detection vs integral regression vs bias compensation (paper Fig. 4 / 6)",
     "beta": "beta ablation (debiased + L_aug)",
     "ablation": "Component ablation (paper Table 6)",
+    "bias": "The bias alone: ipr vs debiased, neither with L_aug, at beta 1 and beta 10",
 }
 
 
@@ -28,7 +29,7 @@ def curves(results: dict[str, Any], group: str, key: str, label: str) -> go.Figu
         if points:
             xs, ys = zip(*points, strict=True)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=run["label"]))
-    fig.update_layout(title=f"{TITLES[group]}: {label}", xaxis_title="epoch", yaxis_title=label, height=380)
+    fig.update_layout(title=f"{TITLES.get(group, group)}: {label}", xaxis_title="epoch", yaxis_title=label, height=380)
     return fig
 
 
@@ -47,7 +48,7 @@ def splits_table(results: dict[str, Any]) -> str:
     """EPE per difficulty bin (paper Table 1) for the runs of the methods group."""
     parts = []
     for name in results["groups"].get("methods", []):
-        run_splits = results["runs"][name]["splits"]
+        run_splits = results["runs"][name].get("splits") or {}
         cells = []
         for factor, split in run_splits.items():
             if split is None:
@@ -64,7 +65,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     """Write the whole report to ``path``."""
     sections, first = [], True
     for group in results["groups"]:
-        sections.append(f"<h2>{html.escape(TITLES[group])}</h2>{table(results, group)}")
+        sections.append(f"<h2>{html.escape(TITLES.get(group, group))}</h2>{table(results, group)}")
         for key, label in METRICS:
             fig = curves(results, group, key, label)
             if fig.data:
