@@ -24,13 +24,18 @@ import pandas as pd
 import plotly.graph_objects as go
 
 RESULTS_ENV = "COMPARE_RESULTS"
-DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "assets" / "results" / "compare.json"
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "results"
+# The studies the tab shows, each a compare.json: the paper's comparisons (seed 0), then the bias alone.
+DEFAULT_RESULTS = (RESULTS_DIR / "compare.json", RESULTS_DIR / "bias.json")
 GROUP_TITLES = {
     "methods": "detection vs ipr vs debiased (paper Fig. 4 / 6)",
     "beta": "β ablation (debiased + L_aug)",
     "ablation": "component ablation (paper Table 6)",
+    "bias": "the bias alone: ipr vs debiased, no L_aug, β 1 and 10",
 }
 FINAL_METRICS = {"val_pck@0.2": "PCK@0.2", "val_epe": "EPE (px)", "val_auc": "AUC", "val_ap": "AP"}
+# plotly's default colour cycle, fixed here so that a curve and its seed band share a colour
+DEFAULT_COLOURS = ("#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880")
 SETUP_KEYS = ("arch", "input_size", "epochs", "batch_size", "beta", "aug_epochs", "max_train_images")
 HOW_TO = (
     "No comparison results yet: `{path}` does not exist. They come from the paper's comparisons, which "
@@ -58,6 +63,14 @@ class Results:
     groups: dict[str, list[str]]
     runs: dict[str, dict[str, Any]]
     base_config: dict[str, Any]
+    seeds: tuple[int, ...] = ()
+
+    def title(self) -> str:
+        """A tab title: the paper's comparisons, or the one group's title (and its seeds)."""
+        if len(self.groups) != 1:
+            return "the paper's comparisons"
+        title = GROUP_TITLES.get(next(iter(self.groups)), next(iter(self.groups)))
+        return f"{title}, {len(self.seeds)} seeds" if self.seeds else title
 
     def metrics(self) -> list[str]:
         """Numeric per-epoch keys of any run, validation metrics first."""
@@ -74,9 +87,11 @@ class Results:
         return str(self.runs[run].get("label") or run)
 
 
-def results_path() -> Path:
-    """``COMPARE_RESULTS`` if set, else ``assets/results/compare.json``."""
-    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)
+def results_paths() -> list[Path]:
+    """The ``compare.json`` files to show: ``COMPARE_RESULTS`` (one path, or several joined by
+    ``os.pathsep``) if set, else ``DEFAULT_RESULTS``."""
+    value = os.environ.get(RESULTS_ENV)
+    return [Path(p) for p in value.split(os.pathsep) if p] if value else list(DEFAULT_RESULTS)
 
 
 def load_results(path: Path) -> Results | None:
@@ -101,7 +116,8 @@ def load_results(path: Path) -> Results | None:
     raw_groups = data.get("groups") if isinstance(data.get("groups"), dict) else {"runs": list(runs)}
     groups = {str(g): [r for r in members if r in runs] for g, members in raw_groups.items()}
     base = data.get("base_config") if isinstance(data.get("base_config"), dict) else {}
-    return Results({g: m for g, m in groups.items() if m}, runs, base)
+    seeds = tuple(s for s in data.get("seeds") or () if isinstance(s, int))
+    return Results({g: m for g, m in groups.items() if m}, runs, base, seeds)
 
 
 def _number(value: object) -> float | None:
@@ -110,15 +126,19 @@ def _number(value: object) -> float | None:
 
 
 def setup_text(results: Results) -> str:
-    """One Markdown line with the base config's main settings."""
+    """One Markdown line with the base config's main settings (and the seeds, where repeated)."""
     parts = [f"{k} = {results.base_config[k]}" for k in SETUP_KEYS if k in results.base_config]
+    if results.seeds:
+        seeds = ", ".join(map(str, results.seeds))
+        parts.append(f"seeds {seeds} on one hold-out: each curve is their mean, its band spans them")
     return "**Setup:** " + ", ".join(parts) if parts else ""
 
 
 def metric_figure(results: Results, group: str, metric: str) -> go.Figure:
     """``metric`` versus epoch (1-based) for each run of ``group``; epochs without it are skipped."""
     fig = go.Figure()
-    for run in results.groups.get(group, []):
+    for index, run in enumerate(results.groups.get(group, [])):
+        colour = DEFAULT_COLOURS[index % len(DEFAULT_COLOURS)]
         points = [
             (int(r["epoch"]) + 1, _number(r.get(metric)))
             for r in results.runs[run]["epochs"]
@@ -126,9 +146,13 @@ def metric_figure(results: Results, group: str, metric: str) -> go.Figure:
         ]
         if points:
             xs, ys = zip(*points, strict=True)
+            label = results.label(run)
             fig.add_trace(
-                go.Scatter(x=xs, y=ys, mode="lines+markers", name=results.label(run), line=dict(width=3))
+                go.Scatter(x=xs, y=ys, mode="lines+markers", name=label, line=dict(width=3, color=colour))
             )
+            band = _seed_band(results.runs[run], metric)
+            if band is not None:
+                fig.add_trace(_band_trace(*band, colour, label))
     name = FINAL_METRICS.get(metric, metric)
     fig.update_layout(
         title=dict(text=f"{GROUP_TITLES.get(group, group)}: {name}", font=dict(size=14)),
@@ -141,13 +165,54 @@ def metric_figure(results: Results, group: str, metric: str) -> go.Figure:
     return fig
 
 
+def _seed_band(run: dict[str, Any], metric: str) -> tuple[list[int], list[float], list[float]] | None:
+    """(epochs 1-based, min, max) of ``metric`` over a run's seeds; None for a run of one seed."""
+    seeds = [s.get("epochs", []) for s in (run.get("seeds") or {}).values()]
+    if len(seeds) < 2:
+        return None
+    by_epoch: dict[int, list[float]] = {}
+    for epochs in seeds:
+        for r in epochs:
+            value = _number(r.get(metric))
+            if "epoch" in r and value is not None:
+                by_epoch.setdefault(int(r["epoch"]) + 1, []).append(value)
+    xs = sorted(x for x, values in by_epoch.items() if len(values) == len(seeds))
+    if not xs:
+        return None
+    return xs, [min(by_epoch[x]) for x in xs], [max(by_epoch[x]) for x in xs]
+
+
+def _band_trace(xs: list[int], low: list[float], high: list[float], colour: str, label: str) -> go.Scatter:
+    """A filled polygon from ``low`` up to ``high``, in the colour of the curve it belongs to."""
+    return go.Scatter(
+        x=[*xs, *xs[::-1]],
+        y=[*high, *low[::-1]],
+        fill="toself",
+        fillcolor=colour,
+        opacity=0.2,
+        line=dict(width=0),
+        hoverinfo="skip",
+        showlegend=False,
+        name=f"{label}: seed range",
+    )
+
+
 def final_table(results: Results, group: str) -> pd.DataFrame:
-    """The final validation metrics of each run of ``group`` (empty cells where not measured)."""
+    """The final validation metrics of each run of ``group`` (empty cells where not measured); where
+    the runs were repeated over seeds, each metric is their mean and is followed by their sd."""
+    runs = results.groups.get(group, [])
+    repeated = any(results.runs[run].get("final_sd") for run in runs)
     rows = []
-    for run in results.groups.get(group, []):
-        final = results.runs[run]["final"]
-        rows.append([results.label(run), *(_rounded(final.get(k)) for k in FINAL_METRICS)])
-    return pd.DataFrame(rows, columns=["run", *FINAL_METRICS.values()])
+    for run in runs:
+        final, sd = results.runs[run]["final"], results.runs[run].get("final_sd") or {}
+        row = {"run": results.label(run)}
+        for key, name in FINAL_METRICS.items():
+            row[name] = _rounded(final.get(key))
+            if repeated:
+                row[f"{name} sd"] = _rounded(sd.get(key))
+        rows.append(row)
+    columns = ["run", *(c for name in FINAL_METRICS.values() for c in (name, f"{name} sd")[: 1 + repeated])]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def splits_table(results: Results, group: str = "methods") -> pd.DataFrame | None:

@@ -15,11 +15,12 @@ from app.analysis import (
     FINAL_METRICS,
     GROUP_TITLES,
     HOW_TO,
+    Results,
     ResultsError,
     final_table,
     load_results,
     metric_figure,
-    results_path,
+    results_paths,
     setup_text,
     splits_table,
 )
@@ -174,14 +175,35 @@ def _shown_path(path: Path) -> str:
 
 
 def _analysis_tab() -> None:
-    path = results_path()
+    """One view per results file that exists (a sub-tab each when there are several), else how to make
+    them."""
+    paths = results_paths()
+    shown = [path for path in paths if path.is_file()]
+    if not shown:
+        gr.Markdown(HOW_TO.format(path=_shown_path(paths[0])), elem_id="analysis-howto")
+        return
+    if len(shown) == 1:
+        _results_view(shown[0], "metric_curve")
+        return
+    for index, path in enumerate(shown):
+        results = _read_results(path)
+        with gr.Tab(results.title() if results else path.name):
+            _results_view(path, "metric_curve" if index == 0 else f"metric_curve_{path.stem}")
+
+
+def _read_results(path: Path) -> Results | None:
+    try:
+        return load_results(path)
+    except ResultsError:
+        return None
+
+
+def _results_view(path: Path, api_name: str) -> None:
+    """The curves, final metrics and difficulty splits of one ``compare.json``."""
     try:
         results = load_results(path)
     except ResultsError as err:
         gr.Markdown(f"⚠️ The comparison results could not be read: {err}")
-        return
-    if results is None:
-        gr.Markdown(HOW_TO.format(path=_shown_path(path)), elem_id="analysis-howto")
         return
     groups, metrics = list(results.groups), results.metrics()
     gr.Markdown(f"Runs of `python -m training.compare` ({_shown_path(path)}). {setup_text(results)}")
@@ -196,7 +218,7 @@ def _analysis_tab() -> None:
     group.change(
         lambda g, m: (metric_figure(results, g, m), final_table(results, g)), [group, metric], [plot, final]
     )
-    metric.change(lambda g, m: metric_figure(results, g, m), [group, metric], plot, api_name="metric_curve")
+    metric.change(lambda g, m: metric_figure(results, g, m), [group, metric], plot, api_name=api_name)
     splits = splits_table(results)
     if splits is not None:
         gr.Dataframe(splits, label="EPE (px) by difficulty, paper Table 1", interactive=False)
