@@ -157,7 +157,7 @@ def _comparison(session: PhotoSession, decoded: Decoded, person: int, beta: floa
 
 
 def _timing_text(session: PhotoSession, beta: float, ms: float) -> str:
-    n, k = session.num_people, int(session.logits.shape[1])
+    n, k = session.num_people, session.predictor.num_keypoints
     return (
         f"Re-decoded {n} {'person' if n == 1 else 'people'} × {k} joints with 3 decoders at "
         f"β = {float(beta):g} and redrew in {ms:.1f} ms (the network did not run)."
