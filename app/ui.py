@@ -27,7 +27,7 @@ from app.detection import PersonDetector
 from app.lab import MAP_SIZES, bias_curve, bias_field, eq8_text, estimate, estimate_table
 from app.lab_plots import curve_figure, field_figure, map_figure
 from app.model import ModelStore
-from app.photo_tab import PhotoTab
+from app.photo_tab import create_photo_tab
 
 TITLE = "Removing the bias of integral pose regression"
 INTRO = f"""# {TITLE}
@@ -85,7 +85,7 @@ def build_demo(
     with gr.Blocks(title=TITLE, delete_cache=(3600, 7200)) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Your photo", id="photo"):
-            PhotoTab(store, detector).build()
+            create_photo_tab(store, detector)
         with gr.Tab("Bias lab", id="lab"):
             _lab_tab()
         with gr.Tab("Training analysis", id="analysis"):
