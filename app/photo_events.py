@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -376,3 +378,16 @@ class PhotoModels:
     def on_default_model(self, path: Any, model: LoadedModel | None, beta, shown, view) -> ModelSwitch:
         """Go back to the default model."""
         return ModelSwitch(self.model_message, None, self.on_photo(path, None, beta, shown, view))
+
+    def model_choice(self, model: LoadedModel | None) -> gr.Radio:
+        """The *Model* radio showing the session's model (None: the default).
+
+        A model loaded by name is neither choice: it becomes a third one while it is the session's model.
+        """
+        if model is None or model.source == self.store.default:
+            return gr.Radio(choices=MODEL_CHOICES, value=DEFAULT_CHOICE)
+        if model.source == BLAZEPOSE:
+            return gr.Radio(choices=MODEL_CHOICES, value=BLAZEPOSE)
+        name = Path(model.source).name if os.path.isdir(model.source) else model.source
+        loaded = (f"{name} (loaded with the Model picker below)", model.source)
+        return gr.Radio(choices=[*MODEL_CHOICES, loaded], value=model.source)

@@ -67,7 +67,7 @@ class PhotoUI:
     """The tab's components, by what they show; the ``*_outputs`` lists fix each endpoint's API order."""
 
     model_md: gr.Markdown  # which model runs (or that none does, and why)
-    choice: gr.Radio  # the Model radio: the default or BlazePose
+    choice: gr.Radio  # the Model radio: the default, BlazePose, or a model loaded by name
     photo: gr.Image
     beta: gr.Slider
     beta_md: gr.Markdown  # what beta does, for the model loaded
@@ -326,7 +326,8 @@ def _wire_boxes(ui: PhotoUI) -> None:
 
 
 def _wire_models(ui: PhotoUI, models: PhotoModels) -> None:
-    """The Load and Default buttons and the Model radio: analyse the photo again with the model chosen."""
+    """The Load and Default buttons and the Model radio: analyse the photo again with the model chosen;
+    then the radio shows the session's model (also after a model that failed to load)."""
     photo = ui.photo_inputs
     switches = (
         (ui.load_btn.click, models.on_load_model, [ui.model_text, *photo], "load_model"),
@@ -334,4 +335,7 @@ def _wire_models(ui: PhotoUI, models: PhotoModels) -> None:
         (ui.choice.input, models.on_pick_model, [ui.choice, *photo], "pick_model"),
     )
     for trigger, handler, inputs, api_name in switches:
-        trigger(_addressed(handler, ui.switched), inputs, ui.model_outputs, api_name=api_name, **SWITCH)
+        event = trigger(
+            _addressed(handler, ui.switched), inputs, ui.model_outputs, api_name=api_name, **SWITCH
+        )
+        event.then(models.model_choice, ui.model, ui.choice, api_visibility="private", show_progress="hidden")

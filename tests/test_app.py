@@ -33,7 +33,7 @@ from app.analysis import (
 from app.detection import PersonDetector
 from app.images import MAX_SIDE, PhotoError, overlay_file, read_photo
 from app.model import ModelRefused, ModelStore, local_folders_allowed
-from app.photo_events import PhotoModels, on_click
+from app.photo_events import DEFAULT_CHOICE, PhotoModels, on_click
 from app.photo_tab import example_photos
 from app.plots import add_partition, arrow_magnification
 from app.ui import build_demo, launch_kwargs
@@ -212,6 +212,28 @@ def test_picker_switches_to_blazepose_and_back_without_a_restart(server, client)
     )
     assert "BlazePose" not in md and len(forwards) > calls
     np.testing.assert_allclose(table_rows(table), table_rows(first[3]), atol=1e-3)
+
+
+def test_the_model_radio_shows_the_session_model(tiny_model_dir):
+    """After every model switch the radio shows the session's model: the default (also when loaded by its
+    name), BlazePose, or a model loaded by name, as a third choice (the browser test clicks through it)."""
+    store = ModelStore(default=str(tiny_model_dir))
+    models = PhotoModels(store, PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt"))
+
+    def radio(model) -> tuple:
+        shown = models.model_choice(model)
+        return shown.value, [value for _, value in shown.choices]
+
+    builtin = [DEFAULT_CHOICE, app.model.BLAZEPOSE]
+    assert radio(None) == (DEFAULT_CHOICE, builtin)
+    assert radio(models.default_model) == (DEFAULT_CHOICE, builtin)  # the default, loaded by its name
+    blazepose = app.model.LoadedModel(torch.nn.Identity(), app.model.BLAZEPOSE, "BlazePose")
+    assert radio(blazepose) == (app.model.BLAZEPOSE, builtin)
+    hub = app.model.LoadedModel(torch.nn.Identity(), "someone/other-model", "another model")
+    value, choices = radio(hub)
+    assert value == "someone/other-model" and choices == [*builtin, "someone/other-model"]
+    label = models.model_choice(hub).choices[-1][0]
+    assert label == "someone/other-model (loaded with the Model picker below)"
 
 
 def test_photo_tab_teaches_at_the_trained_and_a_low_beta(client):
