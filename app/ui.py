@@ -87,9 +87,9 @@ def build_demo(
         with gr.Tab("Your photo", id="photo"):
             create_photo_tab(store, detector)
         with gr.Tab("Bias lab", id="lab"):
-            _lab_tab()
+            create_lab_tab()
         with gr.Tab("Training analysis", id="analysis"):
-            _analysis_tab()
+            create_analysis_tab()
     return demo
 
 
@@ -122,9 +122,10 @@ def _resize_lab(size: str, x: float, y: float, sigma: float, beta: float, log_sc
     )
 
 
-def _lab_tab() -> None:
+def create_lab_tab() -> None:
+    """Tab 2 in the current Blocks context: the synthetic map's controls and plots, and their events."""
     start = dict(size="64×48", x=8.3, y=10.6, sigma=2.5, beta=10.0, log_scale=False)
-    first = bias_lab(**start)
+    first_map, first_estimates, first_eq8, first_field, first_curve = bias_lab(**start)
     height, width = MAP_SIZES[start["size"]]
     with gr.Row():
         with gr.Column(scale=2, min_width=280):
@@ -138,16 +139,16 @@ def _lab_tab() -> None:
             sigma = gr.Slider(0.5, 8, value=start["sigma"], step=0.1, label="σ of the bump (px)")
             beta = gr.Slider(0.5, 50, value=start["beta"], step=0.5, label="β (softmax sharpness)")
             log_scale = gr.Checkbox(value=False, label="log scale")
-            estimates = gr.Dataframe(first[1], label="Estimates (heatmap pixels)", interactive=False)
-            eq8 = gr.Markdown(first[2])
+            estimates = gr.Dataframe(first_estimates, label="Estimates (heatmap pixels)", interactive=False)
+            eq8 = gr.Markdown(first_eq8)
         with gr.Column(scale=3):
-            map_plot = gr.Plot(first[0], label="Softmax map", elem_id="lab-map")
+            map_plot = gr.Plot(first_map, label="Softmax map", elem_id="lab-map")
     gr.Markdown(LAB_TEXT)
     gr.Markdown(FIELD_TEXT)
     with gr.Row():
-        field_plot = gr.Plot(first[3], label="Bias field", elem_id="lab-field")
+        field_plot = gr.Plot(first_field, label="Bias field", elem_id="lab-field")
     with gr.Row():
-        curve_plot = gr.Plot(first[4], label="Bias versus β", elem_id="lab-curve")
+        curve_plot = gr.Plot(first_curve, label="Bias versus β", elem_id="lab-curve")
     inputs = [size, x, y, sigma, beta, log_scale]
     outputs = [map_plot, estimates, eq8, field_plot, curve_plot]
     x.input(
@@ -173,7 +174,8 @@ def _shown_path(path: Path) -> str:
         return path.name
 
 
-def _analysis_tab() -> None:
+def create_analysis_tab() -> None:
+    """Tab 3 in the current Blocks context: compare.json's curves and tables, or how to make them."""
     path = results_path()
     try:
         results = load_results(path)
