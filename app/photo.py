@@ -1,6 +1,6 @@
 """One visitor's photo: people found (and boxes the visitor adds or removes by hand), the network run once
-on the boxes shown, its logits kept per session, and cheap re-decoding at any beta with the three decoders
-(argmax, integral J_r, debiased J_o).
+on the boxes shown, its logits cached in the session's Predictor, and cheap re-decoding at any beta with the
+three decoders (argmax, integral J_r, debiased J_o).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ class BoxError(ValueError):
 class PhotoSession:
     """What one browser session keeps between events (held in a ``gr.State``).
 
-    The Predictor is the session's own (its logits cache must not be shared between visitors); the
-    model weights inside it are the shared, read-only ones.
+    The Predictor is the session's own (its logits cache must not be shared between visitors) and the only
+    holder of the logits (the heatmap view reads one map at a time from it); the model weights inside it
+    are the shared, read-only ones.
 
     Attributes:
         photo: the photo as analysed (possibly downscaled; see ``Photo.scale``).
@@ -42,9 +43,9 @@ class PhotoSession:
         boxes: ``(N, 4)`` float32 ``(x1, y1, x2, y2)``, ``photo.image`` pixels: the boxes shown, on which
             the network ran — the detector's, less those the visitor removed, plus those drawn by hand.
         scores: ``(N,)`` float32 detector score of each box; NaN for a box drawn by hand.
-        model: the model that produced ``logits``, or None when there is no model.
-        predictor: the session's Predictor with the cached logits, or None without a model / people.
-        logits: ``(N, K, h, w)`` float32 CPU logits of the N people (a copy kept for the heatmap view).
+        model: the model that ran on the boxes, or None when there is no model.
+        predictor: the session's Predictor with the cached ``(N, K, h, w)`` logits of the N boxes, or None
+            without a model or boxes.
         timings_ms: how long detection and the network took.
         removed: how many of the detector's boxes the visitor removed.
         corner: ``(x, y)`` of the first corner of a box being drawn by clicks, or None.
@@ -56,7 +57,6 @@ class PhotoSession:
     scores: np.ndarray | None = None
     model: LoadedModel | None = None
     predictor: Predictor | None = None
-    logits: torch.Tensor | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     removed: int = 0
     corner: tuple[float, float] | None = None
@@ -67,7 +67,8 @@ class PhotoSession:
 
     @property
     def num_people(self) -> int:
-        return 0 if self.logits is None else int(self.logits.shape[0])
+        """How many people the network ran on (the boxes when it ran, else 0)."""
+        return 0 if self.predictor is None else len(self.predictor.crops)
 
     @property
     def num_boxes(self) -> int:
@@ -106,7 +107,7 @@ def analyse(photo: Photo, detector: PersonDetector, loaded: LoadedModel | None, 
         beta: softmax sharpness of the first decode.
 
     Returns:
-        A :class:`PhotoSession` whose logits are cached for :func:`decode`.
+        A :class:`PhotoSession` whose Predictor caches the logits for :func:`decode`.
     """
     start = time.perf_counter()
     detections = detector(photo.image)
@@ -116,15 +117,16 @@ def analyse(photo: Photo, detector: PersonDetector, loaded: LoadedModel | None, 
 
 
 def run_pose(session: PhotoSession, beta: float) -> PhotoSession:
-    """Run the network once on every box shown (none without a model or boxes); caches the logits."""
-    session.predictor, session.logits = None, None
+    """Run the network once on every box shown (none without a model or boxes); its Predictor caches the
+    logits."""
+    session.predictor = None
     session.timings_ms.pop("pose network", None)
     if session.model is None or session.num_boxes == 0:
         return session
     start = time.perf_counter()
     predictor = Predictor(session.model.model)  # cheap: shares the model's weights, owns its cache
     predictor.predict(session.photo.image, session.boxes, decoder="debiased", beta=beta)
-    session.predictor, session.logits = predictor, predictor.logits
+    session.predictor = predictor
     session.timings_ms["pose network"] = (time.perf_counter() - start) * 1e3
     return session
 
@@ -252,9 +254,9 @@ def joint_map(
     session: PhotoSession, decoded: Decoded, person: int, joint: int, beta: float, as_softmax: bool
 ) -> JointMap | None:
     """The heatmap view's data for ``joint`` of ``person``, or None when there is nothing to show."""
-    if session.logits is None or person >= session.num_people:
+    if person >= session.num_people:
         return None
-    logits = session.logits[person : person + 1, joint : joint + 1]  # (1, 1, h, w)
+    logits = session.predictor.joint_logits(person, joint)  # (1, 1, h, w)
     values = softmax(logits, beta) if as_softmax else logits
     estimates = {name: decoded[name].heatmap_coords[person, joint] for name in DECODER_NAMES}
     omegas = partition(torch.from_numpy(np.array(estimates["debiased"])), tuple(logits.shape[-2:]))
@@ -275,10 +277,10 @@ OVERCORRECTION = 0.1  # |share of J_o's weight on the background| beyond which t
 
 def map_note(session: PhotoSession, person: int, joint: int, beta: float) -> str:
     """Markdown under the heatmap: what Ω1–Ω4 are, and this map's background against the zero-background
-    assumption at ``beta`` (what it does to J_o). Empty without logits."""
-    if session.logits is None or person >= session.num_people:
+    assumption at ``beta`` (what it does to J_o). Empty when the network did not run on ``person``."""
+    if person >= session.num_people:
         return ""
-    heatmap = session.logits[person : person + 1, joint : joint + 1]  # (1, 1, h, w)
+    heatmap = session.predictor.joint_logits(person, joint)  # (1, 1, h, w)
     values = heatmap[0, 0].numpy()
     far = _far_from_peak(values)
     median = float(np.median(values[far])) if far.any() else float("nan")

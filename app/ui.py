@@ -28,7 +28,7 @@ from app.detection import PersonDetector
 from app.lab import MAP_SIZES, bias_curve, bias_field, eq8_text, estimate, estimate_table
 from app.lab_plots import curve_figure, field_figure, map_figure
 from app.model import ModelStore
-from app.photo_tab import PhotoTab
+from app.photo_tab import create_photo_tab
 
 TITLE = "Removing the bias of integral pose regression"
 INTRO = f"""# {TITLE}
@@ -86,11 +86,11 @@ def build_demo(
     with gr.Blocks(title=TITLE, delete_cache=(3600, 7200)) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Your photo", id="photo"):
-            PhotoTab(store, detector).build()
+            create_photo_tab(store, detector)
         with gr.Tab("Bias lab", id="lab"):
-            _lab_tab()
+            create_lab_tab()
         with gr.Tab("Training analysis", id="analysis"):
-            _analysis_tab()
+            create_analysis_tab()
     return demo
 
 
@@ -123,9 +123,10 @@ def _resize_lab(size: str, x: float, y: float, sigma: float, beta: float, log_sc
     )
 
 
-def _lab_tab() -> None:
+def create_lab_tab() -> None:
+    """Tab 2 in the current Blocks context: the synthetic map's controls and plots, and their events."""
     start = dict(size="64×48", x=8.3, y=10.6, sigma=2.5, beta=10.0, log_scale=False)
-    first = bias_lab(**start)
+    first_map, first_estimates, first_eq8, first_field, first_curve = bias_lab(**start)
     height, width = MAP_SIZES[start["size"]]
     with gr.Row():
         with gr.Column(scale=2, min_width=280):
@@ -139,16 +140,16 @@ def _lab_tab() -> None:
             sigma = gr.Slider(0.5, 8, value=start["sigma"], step=0.1, label="σ of the bump (px)")
             beta = gr.Slider(0.5, 50, value=start["beta"], step=0.5, label="β (softmax sharpness)")
             log_scale = gr.Checkbox(value=False, label="log scale")
-            estimates = gr.Dataframe(first[1], label="Estimates (heatmap pixels)", interactive=False)
-            eq8 = gr.Markdown(first[2])
+            estimates = gr.Dataframe(first_estimates, label="Estimates (heatmap pixels)", interactive=False)
+            eq8 = gr.Markdown(first_eq8)
         with gr.Column(scale=3):
-            map_plot = gr.Plot(first[0], label="Softmax map", elem_id="lab-map")
+            map_plot = gr.Plot(first_map, label="Softmax map", elem_id="lab-map")
     gr.Markdown(LAB_TEXT)
     gr.Markdown(FIELD_TEXT)
     with gr.Row():
-        field_plot = gr.Plot(first[3], label="Bias field", elem_id="lab-field")
+        field_plot = gr.Plot(first_field, label="Bias field", elem_id="lab-field")
     with gr.Row():
-        curve_plot = gr.Plot(first[4], label="Bias versus β", elem_id="lab-curve")
+        curve_plot = gr.Plot(first_curve, label="Bias versus β", elem_id="lab-curve")
     inputs = [size, x, y, sigma, beta, log_scale]
     outputs = [map_plot, estimates, eq8, field_plot, curve_plot]
     x.input(
@@ -174,9 +175,9 @@ def _shown_path(path: Path) -> str:
         return path.name
 
 
-def _analysis_tab() -> None:
-    """One view per results file that exists (a sub-tab each when there are several), else how to make
-    them."""
+def create_analysis_tab() -> None:
+    """Tab 3 in the current Blocks context: one view per results file that exists (a sub-tab each when
+    there are several), else how to make them."""
     paths = results_paths()
     shown = [path for path in paths if path.is_file()]
     if not shown:

@@ -132,6 +132,23 @@ class Predictor:
         """A copy of the last image's logits ``(N, K, h, w)`` float32 (CPU), or None before ``predict``."""
         return None if self._cache is None else self._cache.logits.clone()
 
+    def joint_logits(self, person: int, joint: int) -> Tensor:
+        """A copy of one cached map, ``logits[person, joint]`` as ``(1, 1, h, w)`` float32 (CPU).
+
+        Copies that one map only (:attr:`logits` copies all N x K): a caller that shows one joint at a time
+        needs no copy of its own.
+
+        Raises:
+            RuntimeError: if nothing was predicted yet.
+            IndexError: if the last image has no such person or joint.
+        """
+        if self._cache is None:
+            raise RuntimeError("joint_logits() needs cached logits: call predict(image, boxes) first")
+        n, k = self._cache.logits.shape[:2]
+        if not (0 <= person < n and 0 <= joint < k):
+            raise IndexError(f"no map of person {person}, joint {joint}: the last image has {n} x {k}")
+        return self._cache.logits[person : person + 1, joint : joint + 1].clone()
+
     @property
     def crops(self) -> tuple[Crop, ...] | None:
         """The last image's N crops (one per box), or None before ``predict``."""

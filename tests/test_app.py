@@ -33,7 +33,8 @@ from app.analysis import (
 from app.detection import PersonDetector
 from app.images import MAX_SIDE, PhotoError, overlay_file, read_photo
 from app.model import ModelRefused, ModelStore, local_folders_allowed
-from app.photo_tab import PhotoTab, example_photos
+from app.photo_events import DEFAULT_CHOICE, PhotoModels, on_click
+from app.photo_tab import example_photos
 from app.plots import add_partition, arrow_magnification
 from app.ui import build_demo, launch_kwargs
 from pose.decode import partition
@@ -213,6 +214,28 @@ def test_picker_switches_to_blazepose_and_back_without_a_restart(server, client)
     np.testing.assert_allclose(table_rows(table), table_rows(first[3]), atol=1e-3)
 
 
+def test_the_model_radio_shows_the_session_model(tiny_model_dir):
+    """After every model switch the radio shows the session's model: the default (also when loaded by its
+    name), BlazePose, or a model loaded by name, as a third choice (the browser test clicks through it)."""
+    store = ModelStore(default=str(tiny_model_dir))
+    models = PhotoModels(store, PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt"))
+
+    def radio(model) -> tuple:
+        shown = models.model_choice(model)
+        return shown.value, [value for _, value in shown.choices]
+
+    builtin = [DEFAULT_CHOICE, app.model.BLAZEPOSE]
+    assert radio(None) == (DEFAULT_CHOICE, builtin)
+    assert radio(models.default_model) == (DEFAULT_CHOICE, builtin)  # the default, loaded by its name
+    blazepose = app.model.LoadedModel(torch.nn.Identity(), app.model.BLAZEPOSE, "BlazePose")
+    assert radio(blazepose) == (app.model.BLAZEPOSE, builtin)
+    hub = app.model.LoadedModel(torch.nn.Identity(), "someone/other-model", "another model")
+    value, choices = radio(hub)
+    assert value == "someone/other-model" and choices == [*builtin, "someone/other-model"]
+    label = models.model_choice(hub).choices[-1][0]
+    assert label == "someone/other-model (loaded with the Model picker below)"
+
+
 def test_photo_tab_teaches_at_the_trained_and_a_low_beta(client):
     analyse(client, bus_photo())
     trained = client.predict(0, 0, 10.0, OVERLAYS, SOFTMAX, api_name="/redecode")
@@ -352,13 +375,13 @@ def test_model_line_states_the_exported_held_out_scores(tiny_model_dir, tmp_path
 def test_without_a_model_the_photo_tab_says_so_and_shows_boxes(monkeypatch, tmp_path):
     monkeypatch.delenv("POSE_MODEL", raising=False)
     monkeypatch.setattr(app.model, "BUNDLED_MODEL_DIR", tmp_path / "no_model_here")
-    tab = PhotoTab(ModelStore(), PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt"))
-    assert tab.default_model is None and "No pose model loaded" in tab.model_message
-    session, people, _, overlay, table, _, status, *_ = tab.on_photo(
-        {"path": bus_photo()}, None, 10.0, OVERLAYS, SOFTMAX
-    )
-    assert "No pose model is loaded" in status and len(session.detections) >= 1 and table.empty
-    drawn = np.asarray(Image.open(overlay))  # a JPEG in Gradio's cache (see app.images.overlay_file)
+    models = PhotoModels(ModelStore(), PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt"))
+    assert models.default_model is None and "No pose model loaded" in models.model_message
+    shown = models.on_photo({"path": bus_photo()}, None, 10.0, OVERLAYS, SOFTMAX)
+    session = shown.session
+    assert "No pose model is loaded" in shown.status and len(session.detections) >= 1
+    assert shown.drawn.table.empty
+    drawn = np.asarray(Image.open(shown.drawn.overlay))  # a JPEG in Gradio's cache (app.images.overlay_file)
     assert drawn.shape == session.photo.image.shape
     assert np.abs(drawn.astype(int) - session.photo.image).mean() > 0.5  # the boxes are drawn
 
@@ -519,28 +542,31 @@ def test_two_clicks_on_the_photo_draw_a_box(tiny_model_dir):
     """The overlay's select handler (what a browser click sends): corner, then the opposite corner."""
     import gradio as gr
 
-    tab = PhotoTab(ModelStore(default=str(tiny_model_dir)), PersonDetector(yolo_model="no_such_weights.pt"))
-    session, *_ = tab.on_photo({"path": bus_photo()}, None, 10.0, OVERLAYS, SOFTMAX)
+    models = PhotoModels(ModelStore(default=str(tiny_model_dir)), PersonDetector(yolo_model="no_such.pt"))
+    session = models.on_photo({"path": bus_photo()}, None, 10.0, OVERLAYS, SOFTMAX).session
     found = session.num_boxes
-    first = tab.on_click(
+    first = on_click(
         session, 1, 0, 10.0, OVERLAYS, SOFTMAX, gr.SelectData(None, {"index": [65, 875], "value": None})
     )
-    assert first[0].corner == (65.0, 875.0) and first[0].num_boxes == found
-    assert "First corner at (65, 875)" in first[6] and first[1].value == 1  # person 2 stays selected
+    assert first.session.corner == (65.0, 875.0) and first.session.num_boxes == found
+    assert "First corner at (65, 875)" in first.status and first.people.value == 1  # person 2 stays selected
+
     def yellow(image):  # the cross-hair's colour (255, 230, 0), within JPEG's error, around the corner
         patch = np.asarray(image, dtype=int)[866:885, 56:75]
         return int(((patch[..., 0] > 190) & (patch[..., 1] > 170) & (patch[..., 2] < 120)).sum())
 
-    marked = Image.open(first[3]).convert("RGB")  # the overlay is a file written once (overlay_file)
+    marked = Image.open(first.drawn.overlay).convert("RGB")  # a file written once (overlay_file)
     assert yellow(marked) >= 10 and yellow(session.photo.image) == 0
-    second = tab.on_click(
-        first[0], 1, 0, 10.0, OVERLAYS, SOFTMAX, gr.SelectData(None, {"index": [0, 550], "value": None})
+    second = on_click(
+        first.session, 1, 0, 10.0, OVERLAYS, SOFTMAX, gr.SelectData(None, {"index": [0, 550], "value": None})
     )
-    added = second[0]
-    assert second[1].value == found  # the new person is shown
+    added = second.session
+    assert second.people.value == found  # the new person is shown
     assert added.corner is None and added.num_boxes == found + 1 and added.num_people == found + 1
     np.testing.assert_array_equal(added.boxes[-1], [0, 550, 65, 875])
-    assert np.isnan(added.scores[-1]) and "1 drawn by hand" in second[6]
+    assert np.isnan(added.scores[-1]) and "1 drawn by hand" in second.status
+    not_a_point = gr.SelectData(None, {"index": 3, "value": None})
+    assert on_click(added, 0, 0, 10.0, OVERLAYS, SOFTMAX, not_a_point) is None  # nothing changes
 
 
 @pytest.mark.parametrize(

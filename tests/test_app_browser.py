@@ -170,6 +170,36 @@ def test_two_clicks_draw_a_person_box_and_remove_takes_it_away(app_url, page, tm
     assert person_count(page) == found and "Pose on" not in page.locator("#photo-status").inner_text()
 
 
+def wait_for_model_choice(page, label: str) -> None:
+    """Wait until the Model radio's checked choice is the one labelled with ``label`` (a part of it)."""
+    page.wait_for_function(
+        "label => { const c = document.querySelector('#model-choice input:checked');"
+        " return c !== null && c.parentElement.innerText.includes(label); }",
+        arg=label,
+    )
+
+
+def test_the_model_radio_follows_the_default_and_load_buttons(app_url, page):
+    open_bus(page, app_url)
+    page.locator("#model-choice label", has_text="BlazePose").click()
+    page.wait_for_function("() => document.querySelector('#beta-note').innerText.includes('BlazePose was')")
+    wait_for_model_choice(page, "BlazePose")
+
+    page.get_by_text("Model picker: another checkpoint").click()  # open the accordion
+    page.get_by_role("button", name="Default model").click()
+    wait_for_model_choice(page, "The default model")
+    assert "BlazePose" not in page.locator("#model-status").inner_text()
+
+    # BlazePose named in the text box (a valid repo id, which the store resolves to the built-in model):
+    # the radio must show it, not stay on the default.
+    page.get_by_label("Hugging Face Hub repo id").fill("blazepose-full")
+    page.get_by_role("button", name="Load model").click()
+    page.wait_for_function(
+        "() => document.querySelector('#model-status').innerText.includes('loaded on request')"
+    )
+    wait_for_model_choice(page, "BlazePose")
+
+
 def save_screenshot(page, tmp_path: Path, name: str) -> Path:
     """A full-page screenshot in ``tmp_path``; with ``$SCREENSHOTS_DIR`` also a small copy there (1000 px
     wide, 256 colours: readable, and small enough to commit)."""

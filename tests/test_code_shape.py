@@ -13,11 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES, MAX_PARAMETERS = 60, 8
 
 # Known exceptions, each with its reason. Add to this list only with a reason a reviewer accepts.
-ALLOWED_LONG = {
-    # The photo tab's layout and events (PhotoTab.build) are being split under issue 15's item 2, by
-    # another change; until it lands, this one function is allowed its length.
-    ("app/photo_tab.py", "build"),
-}
+ALLOWED_LONG: set[tuple[str, str]] = set()
 ALLOWED_PARAMETERS = {
     # One plain array (or file) per argument, all of the same N people, as every caller holds them; a
     # record type would re-wrap pose.evaluation.predictions.DatasetPredictions (see the comment there).

@@ -218,7 +218,10 @@ def test_the_bias_group_trains_each_run_per_seed_on_one_hold_out(tiny, tmp_path)
 
 def test_seeds_mean_keeps_the_epochs_every_seed_reached():
     runs = {
-        0: {"epochs": [{"epoch": 0, "val_epe": 4.0}, {"epoch": 1, "val_epe": 2.0}], "final": {"val_epe": 2.0}},
+        0: {
+            "epochs": [{"epoch": 0, "val_epe": 4.0}, {"epoch": 1, "val_epe": 2.0}],
+            "final": {"val_epe": 2.0},
+        },
         1: {"epochs": [{"epoch": 0, "val_epe": 6.0}], "final": {"val_epe": 6.0, "note": "x"}},
     }
     mean = compare.mean_over_seeds(runs)

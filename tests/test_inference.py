@@ -206,6 +206,22 @@ def test_logits_and_crops_are_exposed_without_aliasing_the_cache(image):
         first.keypoints[0, 0, 0] = 1.0  # read-only
 
 
+def test_joint_logits_copies_one_cached_map(image):
+    model = FixedHeatmapModel([(12.3, 17.8), (31.07, 44.6), (25.9, 9.35)])
+    predictor = Predictor(model)
+    with pytest.raises(RuntimeError, match="predict"):
+        predictor.joint_logits(0, 0)
+    predictor.predict(image, [BOX, (10, 20, 60, 200)])
+    one = predictor.joint_logits(1, 2)
+    assert one.shape == (1, 1, 64, 48) and one.dtype == torch.float32
+    torch.testing.assert_close(one, predictor.logits[1:2, 2:3])
+    one.fill_(float("nan"))  # the caller's copy, not the cache
+    assert torch.isfinite(predictor.logits).all()
+    for person, joint in ((2, 0), (0, 3), (-1, 0)):
+        with pytest.raises(IndexError, match="2 x 3"):
+            predictor.joint_logits(person, joint)
+
+
 @pytest.mark.parametrize(
     "num_boxes, batch_size, flip", [(0, 4, False), (1, 4, False), (10, 4, False), (10, 4, True)]
 )

@@ -29,7 +29,9 @@ def curves(results: dict[str, Any], group: str, key: str, label: str) -> go.Figu
         if points:
             xs, ys = zip(*points, strict=True)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=run["label"]))
-    fig.update_layout(title=f"{TITLES.get(group, group)}: {label}", xaxis_title="epoch", yaxis_title=label, height=380)
+    fig.update_layout(
+        title=f"{TITLES.get(group, group)}: {label}", xaxis_title="epoch", yaxis_title=label, height=380
+    )
     return fig
 
 
