@@ -213,7 +213,8 @@ def test_the_bias_group_trains_each_run_per_seed_on_one_hold_out(tiny, tmp_path)
             assert f"seed: {seed}" in config and "split_seed: 5" in config
             held_out.add(tuple(json.loads((folder / "split.json").read_text())["val_image_ids"]))
     assert len(held_out) == 1  # every seed and run validated on the same images
-    assert "beta 1" in (tmp_path / "compare.html").read_text()
+    page = (tmp_path / "compare.html").read_text()
+    assert "beta 1" in page and f"{results['runs']['ipr']['final_sd']['val_epe']:.4f}</td>" in page
 
 
 def test_seeds_mean_keeps_the_epochs_every_seed_reached():

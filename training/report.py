@@ -36,12 +36,13 @@ def curves(results: dict[str, Any], group: str, key: str, label: str) -> go.Figu
 
 
 def table(results: dict[str, Any], group: str) -> str:
-    """Final metrics of each run of ``group`` as an HTML table."""
+    """Final metrics of each run of ``group`` as an HTML table (mean ± sd over seeds where repeated)."""
     head = "".join(f"<th>{label}</th>" for _, label in METRICS)
     rows = []
     for name in results["groups"][group]:
         run = results["runs"][name]
-        cells = "".join(f"<td>{_fmt(run['final'].get(key))}</td>" for key, _ in METRICS)
+        sd = run.get("final_sd") or {}
+        cells = "".join(f"<td>{_fmt(run['final'].get(key), sd.get(key))}</td>" for key, _ in METRICS)
         rows.append(f"<tr><td>{html.escape(run['label'])}</td>{cells}</tr>")
     return f"<table><tr><th>run</th>{head}</tr>{''.join(rows)}</table>"
 
@@ -87,5 +88,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     Path(path).write_text(page, encoding="utf-8")
 
 
-def _fmt(value: Any) -> str:
-    return "–" if value is None else f"{value:.4f}"
+def _fmt(value: Any, sd: float | None = None) -> str:
+    """A metric to 4 decimals, with its sd over seeds where the run was repeated."""
+    if value is None:
+        return "–"
+    return f"{value:.4f}" if sd is None else f"{value:.4f} ± {sd:.4f}"
