@@ -33,6 +33,16 @@ GROUP_TITLES = {
     "ablation": "component ablation (paper Table 6)",
     "bias": "the bias alone: ipr vs debiased, no L_aug, β 1 and 10",
 }
+# What a comparison isolates, shown under its setup line.
+GROUP_NOTES = {
+    "bias": (
+        "Both sides train the L1 on coordinates alone (no heatmap loss), so the bias is the only "
+        "difference: `ipr` supervises J_r, the soft-argmax, which the softmax's background pulls toward the "
+        "map centre; `debiased` supervises J_o, which removes that pull exactly (Eq. 8: "
+        "J_r = (1 − ρ)·J_o + ρ·c). At β 1 the softmax is flattest and the pull strongest, where the paper "
+        "says compensation matters most; at β 10 it is small."
+    ),
+}
 FINAL_METRICS = {"val_pck@0.2": "PCK@0.2", "val_epe": "EPE (px)", "val_auc": "AUC", "val_ap": "AP"}
 # plotly's default colour cycle, fixed here so that a curve and its seed band share a colour
 DEFAULT_COLOURS = ("#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880")
@@ -123,6 +133,11 @@ def load_results(path: Path) -> Results | None:
 def _number(value: object) -> float | None:
     number = isinstance(value, int | float) and not isinstance(value, bool)
     return float(value) if number and math.isfinite(value) else None
+
+
+def notes_text(results: Results) -> str:
+    """Markdown: what each of the file's comparisons isolates (empty when none has a note)."""
+    return "\n\n".join(GROUP_NOTES[g] for g in results.groups if g in GROUP_NOTES)
 
 
 def setup_text(results: Results) -> str:

@@ -20,6 +20,7 @@ from app.analysis import (
     final_table,
     load_results,
     metric_figure,
+    notes_text,
     results_paths,
     setup_text,
     splits_table,
@@ -208,6 +209,8 @@ def _results_view(path: Path, api_name: str) -> None:
         return
     groups, metrics = list(results.groups), results.metrics()
     gr.Markdown(f"Runs of `python -m training.compare` ({_shown_path(path)}). {setup_text(results)}")
+    if notes_text(results):
+        gr.Markdown(notes_text(results))
     with gr.Row():
         group = gr.Radio([(GROUP_TITLES.get(g, g), g) for g in groups], value=groups[0], label="Comparison")
         names = [(FINAL_METRICS.get(m, m), m) for m in metrics]

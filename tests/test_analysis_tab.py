@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.analysis import final_table, load_results, metric_figure, results_paths, setup_text
+from app.analysis import final_table, load_results, metric_figure, notes_text, results_paths, setup_text
 from app.detection import PersonDetector
 from app.model import ModelStore
 from app.ui import build_demo
@@ -38,7 +38,7 @@ def seeded_json(path: Path, seeds=(0, 1, 2)) -> Path:
 def test_a_seeded_study_has_bands_sds_and_says_so(tmp_path):
     results = load_results(seeded_json(tmp_path / "bias.json"))
     assert results.seeds == (0, 1, 2) and results.title().endswith("3 seeds")
-    assert "seeds 0, 1, 2 on one hold-out" in setup_text(results)
+    assert "seeds 0, 1, 2 on one hold-out" in setup_text(results) and "Eq. 8" in notes_text(results)
     figure = metric_figure(results, "bias", "val_pck@0.2")
     lines = [t for t in figure.data if t.mode == "lines+markers"]
     bands = [t for t in figure.data if t.fill == "toself"]
