@@ -26,7 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # What a Space needs, relative to the repository root. Folders are copied whole (less caches).
 SPACE_FILES = ("app.py", "README.md", "requirements.txt", "packages.txt")
 SPACE_DIRS = ("app", "pose", "assets/model", "assets/detector", "assets/blazepose", "assets/examples")
-SPACE_ASSETS = ("assets/README.md", "assets/results/compare.json")  # provenance + licences; tab 3's data
+SPACE_ASSETS = (  # provenance + licences; tab 3's data
+    "assets/README.md",
+    "assets/results/compare.json",
+    "assets/results/bias.json",
+)
 SKIPPED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo"}
 # The Hub keeps files over 10 MB only in large-file storage (LFS / Xet); a git push refuses them, and any

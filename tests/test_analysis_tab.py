@@ -71,3 +71,18 @@ def test_the_tab_shows_each_results_file_in_its_own_sub_tab(tmp_path, monkeypatc
     assert any(str(label).endswith("3 seeds") for label in labels)
     apis = demo.get_api_info()["named_endpoints"]
     assert "/metric_curve" in apis and "/metric_curve_b" in apis
+
+
+def test_the_shipped_bias_study_is_its_config_over_three_seeds():
+    """assets/results/bias.json: training.compare on lspet_lite0_bias.yaml, --groups bias --seeds 0,1,2."""
+    import yaml
+
+    results = load_results(ROOT / "assets" / "results" / "bias.json")
+    recipe = yaml.safe_load((ROOT / "training" / "configs" / "lspet_lite0_bias.yaml").read_text())
+    assert all(results.base_config[k] == v for k, v in recipe.items())
+    assert results.groups == {"bias": GROUPS["bias"]} and results.seeds == (0, 1, 2)
+    for run in results.runs.values():
+        assert [e["epoch"] for e in run["epochs"]] == list(range(recipe["epochs"]))
+        assert sorted(run["seeds"]) == ["0", "1", "2"] and 0.05 < run["final"]["val_pck@0.2"] < 1
+    html = (ROOT / "assets" / "results" / "bias.html").read_text()
+    assert "Plotly.newPlot" in html and "beta 1" in html

@@ -51,6 +51,7 @@ def test_the_folder_holds_the_app_and_nothing_for_training_or_tests(space_dir):
         "assets/model/README.md",
         "assets/examples/landscape_no_person.jpg",
         "assets/results/compare.json",
+        "assets/results/bias.json",  # the analysis tab's second study
         *LARGE,
     ):
         assert needed in files, needed
