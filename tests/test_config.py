@@ -106,7 +106,9 @@ def test_every_shipped_config_loads():
         config = load_config(path)
         config.validate(check_paths=False)  # every value fits (their data paths are overrides)
         suffix = path.stem.rsplit("_", 1)[1]
-        method = {"compare": "debiased", "gpu": "debiased"}.get(suffix, suffix)
+        method = {"compare": "debiased", "gpu": "debiased", "bias": "debiased", "beta3": "debiased"}.get(
+            suffix, suffix
+        )
         assert config.method == method and config.beta == 10.0, path.name
         assert config.resolved()[2] == METHODS[method].decoder
 
