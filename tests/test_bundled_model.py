@@ -1,5 +1,7 @@
-"""The bundled default model (assets/model/, made by training.export from the LSPET run): complete, small,
-the app's default, as accurate on held-out LSPET images as its card says, and sane on real photos."""
+"""The bundled default model (assets/model/, made by training.export from stage 4 of the LSPET Lite0):
+complete, small, the app's default, as accurate on held-out LSPET images as its card says, with the bias
+plain at its beta and compensated at beta 3 (the zero background the compensation assumes), and sane on
+real photos."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from PIL import Image
 from app.detection import PersonDetector
 from app.model import default_source
 from pose.data import CropSpec, Selection, TopDownDataset
-from pose.evaluation.predictions import predict_dataset, score
+from pose.evaluation.predictions import heatmap_report, predict_dataset, score
 from pose.inference import Predictor
 from pose.keypoints import LSP_14
 from pose.models import PoseModel
@@ -24,10 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "assets" / "model"
 LSPET = ROOT.parent / "shared" / "data" / "lspet"
 CONFIGS = ROOT / "training" / "configs"
-# Two stages: the CPU run, then a GPU fine-tune from a shrunk copy of the same images.
+# The last two of four stages (stages 1 and 2, the earlier bundled model, are described in the card):
+# heatmap MSE every epoch beside the debiased L1, then the same with the L1 at beta 3 too.
 STAGES = {
-    "init_training": CONFIGS / "lspet_lite0_debiased.yaml",
-    "training": CONFIGS / "lspet_lite0_gpu.yaml",
+    "init_training": CONFIGS / "lspet_lite0_heatmap_debiased.yaml",
+    "training": CONFIGS / "lspet_lite0_heatmap_debiased_beta3.yaml",
 }
 
 
@@ -49,8 +52,11 @@ def test_folder_is_complete_small_and_documented(model):
         "> Licence: none stated by the authors",
         "Removing the Bias of Integral Pose Regression",
         "| `debiased` (shipped) |",
-        "- checkpoint: `best`, epoch 70 of 84",
+        "- checkpoint: `model`, after epoch 5 of 5",
         "init_training_log.jsonl",
+        "## The bias on these logits (beta 3)",
+        "BlazePose GHUM Heavy",
+        "stage 4 of 4",
     ):
         assert needed in card, needed
 
@@ -60,12 +66,13 @@ def test_recipe_log_and_split_match_the_committed_configs(stage):
     recipe = yaml.safe_load(STAGES[stage].read_text())
     used = load_config(BUNDLED / f"{stage}_config.yaml")
     for key, value in recipe.items():
-        if key != "out_dir":
-            assert getattr(used, key) == value, key
+        got = getattr(used, key)
+        if key == "augment":  # a nested section: the recipe's keys, in the run's AugmentConfig
+            assert {k: getattr(got, k) for k in value} == value
+        elif key not in ("out_dir", "num_workers"):  # where it wrote and how it loaded, not what it trained
+            assert got == value, key
     log = (BUNDLED / f"{stage}_log.jsonl").read_text().splitlines()
-    evaluation = json.loads((BUNDLED / "evaluation.json").read_text())
-    logged = recipe["epochs"] if stage == "init_training" else evaluation["epochs_logged"]  # stage 2 was cut
-    assert [json.loads(line)["epoch"] for line in log] == list(range(logged)) and logged <= recipe["epochs"]
+    assert [json.loads(line)["epoch"] for line in log] == list(range(recipe["epochs"]))
     split = json.loads((BUNDLED / "split.json").read_text())
     train, val = set(split["train_image_ids"]), set(split["val_image_ids"])
     assert not train & val and (len(train), len(val)) == (8100, 900)
@@ -91,31 +98,44 @@ def torso_less_people(annotations: dict, image_ids: set[int]) -> int:
 @pytest.fixture(scope="module")
 def held_out_subset(model):
     """A fixed fifth of the held-out images (every fifth id of split.json), scored with every decoder from
-    one network pass, as training.evaluate does."""
+    one network pass at the model's beta, as training.evaluate does, and at beta 3 (``"beta3"``)."""
     val_ids = json.loads((BUNDLED / "split.json").read_text())["val_image_ids"][::5]
     annotations = str(LSPET / "annotations.json")
     crop = CropSpec(input_size=model.input_size, mean=model.mean, std=model.std)
     dataset = TopDownDataset(annotations, str(LSPET / "images"), crop, Selection(image_ids=val_ids))
     data = predict_dataset(model, dataset, ["argmax", "debiased", "integral"], model.beta, batch_size=30)
     scores = {name: score(data, name, dataset.schema, annotations) for name in data.preds}
+    scores["heatmaps"] = heatmap_report(data)
+    low = predict_dataset(model, dataset, ["debiased", "integral"], 3.0, batch_size=30)
+    scores["beta3"] = {name: score(low, name, dataset.schema, annotations) for name in low.preds}
     return set(val_ids), scores
 
 
 @pytest.mark.skipif(not LSPET.is_dir(), reason="needs ../shared/data/lspet")
 def test_held_out_accuracy_measured_now(held_out_subset):
-    """The bundled model, run now on 180 held-out images (measured: debiased PCK@0.2 0.570, torso
-    only 0.569, EPE 12.87 px; argmax 0.533 / 13.82 px; integral 0.571 / 12.87 px)."""
+    """The bundled model, run now on 180 held-out images (measured: debiased PCK@0.2 0.574, torso only
+    0.578, left/right tolerant 0.621, EPE 12.49 px; argmax 0.566 / 13.52 px; integral 0.141 / 24.57 px)."""
     ids, scores = held_out_subset
     debiased, integral, argmax = scores["debiased"], scores["integral"], scores["argmax"]
     assert debiased["n_instances"] == 180 and debiased["pck_n_instances"] == 180  # every person scored
-    assert 0.54 <= debiased["pck@0.2"] <= 0.60 and 12.0 <= debiased["epe"] <= 14.0
+    assert 0.54 <= debiased["pck@0.2"] <= 0.62 and 12.0 <= debiased["epe"] <= 14.5
     assert abs(debiased["pck@0.2_torso"] - debiased["pck@0.2"]) < 0.02
-    # Decoding its own logits, the soft-argmax decoders beat SimpleBaseline's argmax clearly...
-    assert debiased["pck@0.2"] - argmax["pck@0.2"] >= 0.02 and argmax["epe"] - debiased["epe"] >= 0.5
-    # ...and agree with each other: at beta 10 its peaks dwarf the background (C >> hw), so the
-    # compensation moves keypoints by little (the stored full-set figures differ by 0.0002).
-    assert abs(debiased["pck@0.2"] - integral["pck@0.2"]) < 0.005
-    assert abs(debiased["epe"] - integral["epe"]) < 0.05
+    assert debiased["pck@0.2_lr_tolerant"] >= debiased["pck@0.2"]
+    # J_o matches the peak (argmax) and is finer; J_r is pulled toward the crop centre (the bias, plain).
+    assert debiased["pck@0.2"] >= argmax["pck@0.2"] - 0.01 and debiased["epe"] <= argmax["epe"]
+    assert debiased["pck@0.2"] - integral["pck@0.2"] >= 0.3
+
+
+@pytest.mark.skipif(not LSPET.is_dir(), reason="needs ../shared/data/lspet")
+def test_the_compensation_holds_at_beta_3_on_a_zero_background(held_out_subset):
+    """The bundled-model issue's criteria, on the same 180 people: at beta 3 debiased within 0.08 of its
+    beta-10 PCK and integral at least 0.15 below it; the background (logits > 6 heatmap px from the
+    peaks) at zero. Measured: debiased 0.574 -> 0.537 at beta 3, integral 0.036; background +0.0032."""
+    ids, scores = held_out_subset
+    high, low = scores["debiased"]["pck@0.2"], scores["beta3"]["debiased"]["pck@0.2"]
+    assert high - low <= 0.08
+    assert low - scores["beta3"]["integral"]["pck@0.2"] >= 0.15
+    assert abs(scores["heatmaps"]["background_mean"]) <= 0.005
 
 
 @pytest.mark.skipif(not LSPET.is_dir(), reason="needs ../shared/data/lspet")
@@ -127,6 +147,10 @@ def test_stored_evaluation_describes_this_model(held_out_subset):
     lspet = json.loads((LSPET / "annotations.json").read_text())
     all_ids = set(json.loads((BUNDLED / "split.json").read_text())["val_image_ids"])
     assert scores["debiased"]["pck_n_fallback"] == torso_less_people(lspet, ids) == 24
+    assert full["low_beta"]["beta"] == 3.0 and abs(full["heatmaps"]["background_mean"]) <= 0.005
+    for name, stored in full["low_beta"].items():
+        if name != "beta":
+            assert abs(stored["pck@0.2"] - scores["beta3"][name]["pck@0.2"]) < 0.04, name
     for name, stored in full["decoders"].items():
         assert stored["pck_n_instances"] == stored["n_instances"] == 900
         assert stored["pck_n_fallback"] == torso_less_people(lspet, all_ids) == 176  # 19.6%
