@@ -236,3 +236,49 @@ def test_blazepose_at_the_trained_beta_and_at_beta_2_teaches_the_bias(app_url, p
         assert labels and set(labels) <= {"Ω1", "Ω2", "Ω3", "Ω4"} and len(labels) == len(set(labels))
         shot = save_screenshot(page, tmp_path, f"photo_blazepose_beta{beta}.png")
         assert shot.stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def bundled_app_url():
+    """The app with its real default, the bundled assets/model/, on a free loopback port."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {
+            "YOLO_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "HF_HUB_OFFLINE": "1",
+        }.items():
+            mp.setenv(key, value)
+        mp.delenv("POSE_MODEL", raising=False)
+        detector = PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt")
+        demo = build_demo(store=ModelStore(), detector=detector)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        demo.queue().launch(
+            server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
+        )
+        try:
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            demo.close()
+
+
+def median_shift(page) -> float:
+    """The beta note's median |J_o - J_r| of the selected person, original photo px."""
+    note = page.locator("#beta-note").inner_text()
+    return float(note.split("median |J_o − J_r| = ")[1].split(" px")[0])
+
+
+def test_the_bundled_model_shows_the_bias_on_bus_jpg(bundled_app_url, page, tmp_path):
+    """What a visitor sees first: on the default model's zero-background logits J_r sits well off J_o at
+    the trained beta 10 and slides further at beta 2 (measured on bus.jpg's first person: tens of px)."""
+    open_bus(page, bundled_app_url)
+    page.wait_for_selector("#compare img")
+    page.wait_for_function("() => document.querySelector('#beta-note').innerText.includes('trained at')")
+    at_10 = median_shift(page)
+    save_screenshot(page, tmp_path, "photo_default_beta10.png")
+    page.locator("#beta-slider input[type=range]").fill("2")
+    page.wait_for_function("() => document.querySelector('#beta-note').innerText.includes('at β = 2:')")
+    at_2 = median_shift(page)
+    save_screenshot(page, tmp_path, "photo_default_beta2.png")
+    assert at_10 > 5 and at_2 > 2 * at_10, (at_10, at_2)
