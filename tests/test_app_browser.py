@@ -274,6 +274,7 @@ def test_the_bundled_model_shows_the_bias_on_bus_jpg(bundled_app_url, page, tmp_
     the trained beta 10 and slides further at beta 2 (measured on bus.jpg's first person: tens of px)."""
     open_bus(page, bundled_app_url)
     page.wait_for_selector("#compare img")
+    page.wait_for_selector("#joint-heatmap .js-plotly-plot")
     page.wait_for_function("() => document.querySelector('#beta-note').innerText.includes('trained at')")
     at_10 = median_shift(page)
     save_screenshot(page, tmp_path, "photo_default_beta10.png")
