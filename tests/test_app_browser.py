@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,10 @@ pytestmark = pytest.mark.skipif(
 TIMEOUT_MS = 60_000
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    """The app with a tiny PoseModel, on a free loopback port."""
-    folder = save_tiny_pose_model(tmp_path_factory.mktemp("tiny_model"))
+@contextmanager
+def serving(default: str | None):
+    """The app (offline) with ``default`` as its model (None: the bundled one) on a free loopback port;
+    yields its URL."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {
             "YOLO_OFFLINE": "1",
@@ -51,8 +52,10 @@ def app_url(tmp_path_factory):
             "HF_HUB_OFFLINE": "1",
         }.items():
             mp.setenv(key, value)
+        mp.delenv("POSE_MODEL", raising=False)
         detector = PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt")
-        demo = build_demo(store=ModelStore(default=str(folder)), detector=detector)
+        store = ModelStore() if default is None else ModelStore(default=default)
+        demo = build_demo(store=store, detector=detector)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -63,6 +66,20 @@ def app_url(tmp_path_factory):
             yield f"http://127.0.0.1:{port}/"
         finally:
             demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app with a tiny PoseModel."""
+    with serving(str(save_tiny_pose_model(tmp_path_factory.mktemp("tiny_model")))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def bundled_app_url():
+    """The app with its real default, the bundled assets/model/."""
+    with serving(None) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -236,31 +253,6 @@ def test_blazepose_at_the_trained_beta_and_at_beta_2_teaches_the_bias(app_url, p
         assert labels and set(labels) <= {"Ω1", "Ω2", "Ω3", "Ω4"} and len(labels) == len(set(labels))
         shot = save_screenshot(page, tmp_path, f"photo_blazepose_beta{beta}.png")
         assert shot.stat().st_size > 10_000
-
-
-@pytest.fixture(scope="module")
-def bundled_app_url():
-    """The app with its real default, the bundled assets/model/, on a free loopback port."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {
-            "YOLO_OFFLINE": "1",
-            "GRADIO_ANALYTICS_ENABLED": "False",
-            "HF_HUB_OFFLINE": "1",
-        }.items():
-            mp.setenv(key, value)
-        mp.delenv("POSE_MODEL", raising=False)
-        detector = PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt")
-        demo = build_demo(store=ModelStore(), detector=detector)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        demo.queue().launch(
-            server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs()
-        )
-        try:
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            demo.close()
 
 
 def median_shift(page) -> float:
