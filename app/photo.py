@@ -23,6 +23,9 @@ DECODER_NAMES = ("integral", "debiased", "argmax")
 TABLE_COLUMNS = ["joint", "J_r x", "J_r y", "J_o x", "J_o y", "shift (px)", "score"]
 MIN_HAND_BOX_SIDE = 8.0  # px of the analysed photo; a smaller box holds no person the model can see
 MAX_BOXES = 20  # the network runs on every box again after each edit: bound the work a visitor can ask
+# The flip test (logits averaged with the mirrored crop's) adds 0.012 PCK@0.2 to the bundled model on the
+# LSPET hold-out for about 60 ms on a 2-person photo (2 CPU cores): the app shows the better keypoints.
+FLIP_TEST = True
 
 
 class BoxError(ValueError):
@@ -124,7 +127,7 @@ def run_pose(session: PhotoSession, beta: float) -> PhotoSession:
     if session.model is None or session.num_boxes == 0:
         return session
     start = time.perf_counter()
-    predictor = Predictor(session.model.model)  # cheap: shares the model's weights, owns its cache
+    predictor = Predictor(session.model.model, flip=FLIP_TEST)  # cheap: shares the weights, owns its cache
     predictor.predict(session.photo.image, session.boxes, decoder="debiased", beta=beta)
     session.predictor = predictor
     session.timings_ms["pose network"] = (time.perf_counter() - start) * 1e3

@@ -109,6 +109,25 @@ def _shifted_exp(logits: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     return e, m.view(m.shape[:2])
 
 
+def _background_weight(m: Tensor) -> Tensor:
+    """The weight ``exp(beta * 0)`` of a zero logit in ``_shifted_exp``'s units, ``(B, K)`` float32.
+
+    ``m <= 0`` (no pixel beats the background) counts as ``m = 0``. Same float ops as ``_shifted_exp``, so a
+    zero logit's compensated weight ``e - background`` is exactly 0.
+    """
+    return torch.exp(-m.clamp(0.0, -_MIN_EXPONENT))
+
+
+def compensated_weights(logits: Tensor, beta: float) -> Tensor:
+    """The weights ``expm1(beta H)`` whose mean pixel is the debiased ``J_o`` (Eq. 7-8), per map scaled by
+    ``exp(-max(beta H, 0))`` so no beta overflows: ``(B, K, H, W)`` float32, 0 at a zero logit, negative
+    below it. What :func:`debiased` averages the grid with (for statistics and display; not differentiable
+    through the shift)."""
+    _check_input(logits, beta)
+    e, m = _shifted_exp(logits, beta)
+    return e - _background_weight(m)[..., None, None]
+
+
 def _first_moments(weights: Tensor) -> tuple[Tensor, Tensor]:
     """Total ``sum w`` ``(B, K)`` and centred first moment ``sum w (p - c)`` ``(B, K, 2)`` of weights w."""
     height, width = weights.shape[-2:]
@@ -220,9 +239,7 @@ def debiased(logits: Tensor, beta: float) -> tuple[Tensor, Tensor]:
     _check_input(logits, beta)
     e, m = _shifted_exp(logits, beta)
     height, width = e.shape[-2:]
-    # Background weight exp(beta * 0) in shifted units; m <= 0 means no pixel beats the background.
-    # Same float ops as in _shifted_exp, so a zero logit gets a weight of exactly 0 below.
-    background = torch.exp(-m.clamp(0.0, -_MIN_EXPONENT))
+    background = _background_weight(m)
     shift = background.view(*background.shape, 1, 1)
     # Subtracting per pixel (not S - hw*b afterwards) keeps C - hw exact to float32 rounding even
     # when it is 1e-3 of C (beta 1, sigma 1): zero-background pixels then add exact zeros.

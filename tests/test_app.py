@@ -33,6 +33,7 @@ from app.analysis import (
 from app.detection import PersonDetector
 from app.images import MAX_SIDE, PhotoError, overlay_file, read_photo
 from app.model import ModelRefused, ModelStore, local_folders_allowed
+from app.photo import FLIP_TEST
 from app.photo_events import DEFAULT_CHOICE, PhotoModels, on_click
 from app.photo_tab import example_photos
 from app.plots import add_partition, arrow_magnification
@@ -502,7 +503,9 @@ def test_a_typed_box_adds_a_person_and_the_pose_runs_on_it(server, client):
     assert "1 drawn by hand" in status and f"Pose on {found + 1} people" in status
     # The table shows the new person: J_o as the model finds it in that box alone.
     photo, box = read_photo(bus_photo()), np.array([[0, 550, 65, 875]], np.float32)
-    expected = Predictor(store.load_default().model).predict(photo.image, box * photo.scale, "debiased", 10.0)
+    expected = Predictor(store.load_default().model, flip=FLIP_TEST).predict(
+        photo.image, box * photo.scale, "debiased", 10.0
+    )
     np.testing.assert_allclose(
         table_rows(table)[:, 2:4], expected.keypoints[0] / photo.scale, atol=0.06
     )  # rounded to 0.1 px

@@ -192,6 +192,27 @@ def test_debiased_matches_eq8_on_general_maps():
     assert torch.allclose(coords_r.double(), j_r, atol=2e-3)
 
 
+@pytest.mark.parametrize("beta", [1.0, 10.0, 300.0])
+def test_compensated_weights_are_expm1_scaled_and_average_to_j_o(beta):
+    """expm1(beta H) / exp(max(beta H)) per map (float64 reference); J_o is the grid's mean under them."""
+    gen = torch.Generator().manual_seed(5)
+    logits = 0.05 * torch.randn(2, 3, 32, 24, generator=gen)
+    logits += gaussian_heatmaps(
+        torch.rand(2, 3, 2, generator=gen) * torch.tensor([23.0, 31.0]), (32, 24), 2.0
+    )
+    weights = decode.compensated_weights(logits, beta)
+    scaled = beta * logits.double()
+    top = scaled.flatten(2).amax(-1)[..., None, None]
+    assert torch.isfinite(weights).all()
+    exact = torch.exp(scaled - top) - torch.exp(-top)
+    assert torch.allclose(weights.double(), exact, atol=1e-7 * (1 + beta))  # float32 rounding of beta H
+    ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(24.0), indexing="ij")
+    w = weights.double()
+    mean = torch.stack([(w * xs).sum((-2, -1)), (w * ys).sum((-2, -1))], -1) / w.sum((-2, -1))[..., None]
+    assert torch.allclose(debiased(logits, beta)[0].double(), mean, atol=1e-3)
+    assert (decode.compensated_weights(torch.zeros(1, 1, 4, 4), beta) == 0).all()  # zero logit, zero weight
+
+
 # --- round trips with pose.targets ------------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pose.decode import compensated_weights
+
 
 def _peak_distances(logits: Tensor) -> Tensor:
     """``(B, K, H, W)`` distance in heatmap pixels from every pixel to its map's arg-max pixel."""
@@ -59,9 +61,7 @@ def background_weight_shares(logits: Tensor, beta: float, radius: float = 6.0) -
         ``(below, above)``: two ``(B, K)`` float32 shares (``below`` <= 0 <= ``above`` when the total
         weight is positive; NaN where it is 0).
     """
-    scaled = beta * logits.double()
-    top = scaled.flatten(2).amax(-1)[..., None, None]  # shifted: no overflow at any beta
-    weights = torch.exp(scaled - top) - torch.exp(-top)  # expm1(beta H) / exp(top)
+    weights = compensated_weights(logits, beta).double()  # summed over thousands of pixels below
     far = _peak_distances(logits) > radius
     total = weights.sum((-2, -1))
     below = torch.where(far & (weights < 0), weights, torch.zeros_like(weights)).sum((-2, -1))
