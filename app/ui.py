@@ -184,28 +184,27 @@ def create_analysis_tab() -> None:
     if not shown:
         gr.Markdown(HOW_TO.format(path=_shown_path(paths[0])), elem_id="analysis-howto")
         return
-    if len(shown) == 1:
-        _results_view(shown[0], "metric_curve")
+    loaded = [(path, _read_results(path)) for path in shown]  # each file read once, at startup
+    if len(loaded) == 1:
+        _results_view(*loaded[0], "metric_curve")
         return
-    for index, path in enumerate(shown):
-        results = _read_results(path)
-        with gr.Tab(results.title() if results else path.name):
-            _results_view(path, "metric_curve" if index == 0 else f"metric_curve_{path.stem}")
+    for index, (path, results) in enumerate(loaded):
+        with gr.Tab(results.title() if isinstance(results, Results) else path.name):
+            _results_view(path, results, "metric_curve" if index == 0 else f"metric_curve_{path.stem}")
 
 
-def _read_results(path: Path) -> Results | None:
+def _read_results(path: Path) -> Results | ResultsError:
+    """The file's results, or the error that says why they cannot be read (shown in its view)."""
     try:
         return load_results(path)
-    except ResultsError:
-        return None
-
-
-def _results_view(path: Path, api_name: str) -> None:
-    """The curves, final metrics and difficulty splits of one ``compare.json``."""
-    try:
-        results = load_results(path)
     except ResultsError as err:
-        gr.Markdown(f"⚠️ The comparison results could not be read: {err}")
+        return err
+
+
+def _results_view(path: Path, results: Results | ResultsError, api_name: str) -> None:
+    """The curves, final metrics and difficulty splits of one ``compare.json``."""
+    if isinstance(results, ResultsError):
+        gr.Markdown(f"⚠️ The comparison results could not be read: {results}")
         return
     groups, metrics = list(results.groups), results.metrics()
     gr.Markdown(f"Runs of `python -m training.compare` ({_shown_path(path)}). {setup_text(results)}")

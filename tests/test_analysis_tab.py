@@ -73,6 +73,20 @@ def test_the_tab_shows_each_results_file_in_its_own_sub_tab(tmp_path, monkeypatc
     assert "/metric_curve" in apis and "/metric_curve_b" in apis
 
 
+def test_a_corrupt_results_file_gets_its_own_sub_tab_saying_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    good, corrupt = seeded_json(tmp_path / "a.json"), tmp_path / "broken.json"
+    corrupt.write_text('{"runs": ')
+    monkeypatch.setenv("COMPARE_RESULTS", f"{good}:{corrupt}")
+    demo = build_demo(
+        ModelStore(default=None), PersonDetector(yolo_model="no_such_yolo_weights_for_tests.pt")
+    )
+    labels = [getattr(b, "label", None) for b in demo.blocks.values()]
+    assert "broken.json" in labels and labels.count("Final validation metrics") == 1
+    texts = [str(getattr(b, "value", "")) for b in demo.blocks.values()]
+    assert any("could not be read" in t and "broken.json" in t for t in texts)
+
+
 def test_the_shipped_bias_study_is_its_config_over_three_seeds():
     """assets/results/bias.json: training.compare on lspet_lite0_bias.yaml, --groups bias --seeds 0,1,2."""
     import yaml
