@@ -274,4 +274,5 @@ def test_the_bundled_model_shows_the_bias_on_bus_jpg(bundled_app_url, page, tmp_
     page.wait_for_function("() => document.querySelector('#beta-note').innerText.includes('at β = 2:')")
     at_2 = median_shift(page)
     save_screenshot(page, tmp_path, "photo_default_beta2.png")
+    print(f"bus.jpg, first person: median J_r -> J_o shift {at_10} px at beta 10, {at_2} px at beta 2")
     assert at_10 > 5 and at_2 > 2 * at_10, (at_10, at_2)
