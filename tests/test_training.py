@@ -273,6 +273,20 @@ def test_resume_drops_the_metrics_line_of_an_epoch_the_state_lacks(tiny_set, tmp
     assert [json.loads(x)["epoch"] for x in metrics.read_text().splitlines()] == [0, 1]
 
 
+def test_a_resume_with_other_settings_says_so_and_records_them(tiny_set, tmp_path, capsys):
+    """A run resumed as a shorter or longer schedule: config.yaml (what training.export ships) holds the
+    settings it went on with, and the log names the change; an unchanged resume rewrites nothing."""
+    settings = overrides(tiny_set, tmp_path, "epochs=1", "max_steps_per_epoch=1")
+    Trainer(load_config(None, settings)).fit()
+    written = (tmp_path / "config.yaml").stat().st_mtime_ns
+    Trainer(load_config(None, [*settings, "resume=true"])).fit()
+    assert (tmp_path / "config.yaml").stat().st_mtime_ns == written
+    assert "changed settings" not in capsys.readouterr().out
+    Trainer(load_config(None, [*settings, "epochs=2", "resume=true"])).fit()
+    assert "resuming with changed settings: epochs 1 -> 2" in capsys.readouterr().out
+    assert load_config(tmp_path / "config.yaml").epochs == 2
+
+
 def test_ema_validates_and_saves_the_average_and_resumes(tiny_set, tmp_path):
     settings = overrides(tiny_set, tmp_path, "epochs=1", "ema_decay=0.5")
     trainer = Trainer(load_config(None, settings))

@@ -28,7 +28,7 @@ from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
 from pose.models import PoseModel, build_pose_model
 from training import distributed
 from training.checks import check_image_folders, check_sizes, training_schema
-from training.config import ConfigError, TrainConfig, save_config
+from training.config import ConfigError, TrainConfig, load_config, save_config
 from training.modelcard import write_model_card
 
 STATE_FILE = "last.pt"  # model + optimizer + scheduler + scaler + epoch: what `resume=true` reads
@@ -84,6 +84,8 @@ class Trainer:
         """
         if self.config.resume and (self.out / STATE_FILE).exists():
             self._load_state()
+            if self.rank == 0:
+                self._record_changed_settings()
         elif self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out / "config.yaml")
@@ -265,6 +267,23 @@ class Trainer:
             logged = self.epoch - (self.pending is not None)  # a pending epoch's line is written again
             _drop_metrics_after(self.out / "metrics.jsonl", logged)
             print(f"resuming {self.out} at epoch {self.epoch + 1} of {self.config.epochs}")
+
+    def _record_changed_settings(self) -> None:
+        """Keep ``config.yaml`` what the run trains with: a resume with other settings (e.g. a shorter
+        schedule) says what changed and rewrites it, so ``training.export`` ships the settings that ran on."""
+        path = self.out / "config.yaml"
+        try:
+            before = asdict(load_config(path)) if path.exists() else {}
+        except ConfigError:  # unreadable or from a newer version: the settings below are the record now
+            before = {}
+        now = asdict(self.config)
+        changed = {k: (before.get(k), v) for k, v in now.items() if k != "resume" and before.get(k) != v}
+        if changed:
+            print(
+                "resuming with changed settings: "
+                + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            )
+            save_config(self.config, path)
 
     def _save_final(self, folder: Path) -> None:
         """The final PoseModel folder with its model card; pushed to the Hub when ``hub_repo`` is set."""
