@@ -122,6 +122,7 @@ def test_export_of_a_fine_tuned_best_checkpoint_says_where_it_came_from(run, tmp
         f"train_images={small / 'images'}",
         f"init_from={run / 'model'}",
         f"out_dir={stage2}",
+        *["seed=1", "split_seed=0"],  # fresh augmentation, the first run's hold-out
         *["input_size=64,64", "batch_size=4", "num_workers=0", "epochs=3", "max_steps_per_epoch=1"],
         "val_fraction=0.25",
     ]
@@ -144,6 +145,7 @@ def test_export_of_a_fine_tuned_best_checkpoint_says_where_it_came_from(run, tmp
         and f"Scored on `{data / 'annotations.json'}`" in card
     )
     assert "init_training_config.yaml  # -> " in card and "> Licence: made by the tests" in card
+    assert "of the images (seed 0) was held out" in card  # the split's seed, not the augmentation's
     shipped, chosen = PoseModel.from_pretrained(str(out)), PoseModel.from_pretrained(str(stage2 / "best"))
     assert all(torch.equal(shipped.state_dict()[k], v) for k, v in chosen.state_dict().items())
 

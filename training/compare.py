@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    split_seed = base_config.seed if base_config.split_seed is None else base_config.split_seed
+    split_seed = base_config.held_out_seed
     runs = {}
     for name in names:
         if args.seeds is None:

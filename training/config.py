@@ -150,6 +150,11 @@ class TrainConfig:
     resume: bool = setting(False, "continue from out_dir/last.pt when it exists")
     hub_repo: str = setting("", "push the final model to this Hugging Face Hub repo id (user/name)")
 
+    @property
+    def held_out_seed(self) -> int:
+        """The seed of the hold-out split: ``split_seed`` when set, else ``seed``."""
+        return self.seed if self.split_seed is None else self.split_seed
+
     def resolved(self) -> tuple[str, int, str]:
         """``(coord_loss, heatmap_epochs, decoder)`` after applying the method's defaults."""
         self._check_choices()

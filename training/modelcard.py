@@ -257,7 +257,7 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         "quoted": quoted_note(annotations),
         "teacher": "\n".join(teacher) + "\n" if teacher else "",
         "val_fraction": f"{config.val_fraction:.0%}",
-        "seed": config.seed,
+        "seed": config.held_out_seed,  # the split's seed, not the augmentation's
         "metrics": "\n".join(metrics_lines(evaluation, annotations, decoder)),
         "recipe": "\n".join(recipe_lines(config, evaluation, folder)),
         "citation": CITATION,

@@ -391,8 +391,7 @@ def _split_image_ids(config: TrainConfig) -> tuple[list[int], list[int]]:
     """Seeded split of the training file's image ids -> (train, held out); none held out given a val file."""
     with open(config.train_annotations, encoding="utf-8") as f:
         ids = sorted(int(image["id"]) for image in json.load(f)["images"])
-    split_seed = config.seed if config.split_seed is None else config.split_seed
-    order = np.random.default_rng(split_seed).permutation(len(ids))
+    order = np.random.default_rng(config.held_out_seed).permutation(len(ids))
     n_val = 0 if config.val_annotations else max(1, round(config.val_fraction * len(ids)))
     train = order[n_val:][: config.max_train_images or None]
     return [ids[i] for i in sorted(train)], [ids[i] for i in sorted(order[:n_val])]
