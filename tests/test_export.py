@@ -7,9 +7,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from pose.evaluation.predictions import predict_dataset, score
 from pose.models import PoseModel
 from tests.fixtures import make_coco_dataset
 from training.config import load_config
+from training.export import held_out_set
 from training.export import main as export_main
 from training.modelcard import teacher_lines
 from training.shrink import main as shrink_main
@@ -101,6 +103,50 @@ def test_float16_is_kept_within_tolerance_and_refused_beyond(busy_run, tmp_path)
     precision = json.loads((strict / "evaluation.json").read_text())["precision"]
     assert precision["dtype"] == "float32" and "float16_rejected" in precision
     assert stored_dtypes(strict) == {"F32"}
+
+
+def test_flip_test_and_notes_go_into_evaluation_and_card(run, tmp_path):
+    notes = tmp_path / "notes.md"
+    notes.write_text("Stage 2 of 2: *made by the tests* on 1 CPU core.\n")
+    out = tmp_path / "model"
+    assert export_main([str(run), str(out), "--workers", "0", "--flip", "--notes", str(notes)]) == 0
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    flip = evaluation["flip"]
+    assert set(flip["decoders"]) == {"argmax", "integral", "debiased"} and flip["low_beta"]["beta"] == 3.0
+    model = PoseModel.from_pretrained(str(out))
+    dataset, annotations = held_out_set(run, model)
+    for beta, scored in ((model.beta, flip["decoders"]), (3.0, flip["low_beta"])):
+        mirrored = predict_dataset(model, dataset, ["debiased"], beta, flip=True)
+        assert score(mirrored, "debiased", dataset.schema, annotations) == scored["debiased"]
+    card = (out / "README.md").read_text()
+    d, low = flip["decoders"]["debiased"], flip["low_beta"]
+    assert f"--flip`): debiased {d['pck@0.2']:.3f} (torso only " in card
+    argmax = flip["decoders"]["argmax"]
+    assert f"EPE {d['epe']:.2f} px, AUC {d['auc']:.3f}), argmax {argmax['pck@0.2']:.3f}" in card
+    debiased_low, integral_low = low["debiased"]["pck@0.2"], low["integral"]["pck@0.2"]
+    assert f"at beta 3 debiased {debiased_low:.3f}, integral {integral_low:.3f}." in card
+    recipe = card[card.index("## Recipe") :]
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    minutes = sum(r["seconds"] for r in log) / 60
+    timing = f"This run's log: 1 epoch in {minutes:.0f} minutes"
+    assert recipe.index("*made by the tests*") < recipe.index(timing)
+    assert recipe.index("This run's log") < recipe.index("`training_config.yaml` is the run's full config")
+    assert f"the last one ending {log[-1]['time'].replace('T', ' ')}." in recipe
+
+
+def test_export_without_flip_or_notes_leaves_them_out(run, tmp_path):
+    out = tmp_path / "model"
+    assert export_main([str(run), str(out), "--workers", "0"]) == 0
+    card = (out / "README.md").read_text()
+    assert "flip" not in json.loads((out / "evaluation.json").read_text())
+    assert "With the flip test" not in card
+    assert card[card.index("## Recipe") :].splitlines()[1].startswith("This run's log: 1 epoch in")
+
+
+def test_export_with_a_missing_notes_file_fails_before_writing(run, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert export_main([str(run), str(out), "--notes", str(tmp_path / "no_notes.md")]) == 2
+    assert "no_notes.md" in capsys.readouterr().err and not out.exists()
 
 
 def test_export_of_a_missing_run_fails_with_a_message(tmp_path, capsys):

@@ -55,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--init-run", help="the run whose model init_from named: its config and log ship as init_training_*"
     )
+    parser.add_argument(
+        "--flip", action="store_true", help="also score the flip test the app runs (mirror crops averaged in)"
+    )
+    parser.add_argument(
+        "--notes", help="a Markdown file for the card's Recipe section: earlier stages, hardware, findings"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
@@ -88,11 +94,32 @@ def checkpoint_provenance(run: Path, args: argparse.Namespace) -> dict[str, Any]
         scored = [(selection_score(r), r["epoch"] + 1) for r in log if selection_score(r) is not None]
         epoch = max(scored, key=lambda pair: pair[0])[1]
     provenance = {"checkpoint": args.checkpoint, "epoch": epoch, "epochs_logged": len(log)}
+    if all("seconds" in r for r in log):  # training + validation time, for the card's recipe
+        provenance["minutes"] = round(sum(r["seconds"] for r in log) / 60, 1)
+        provenance["finished"] = log[-1].get("time")
     if args.init_run:
         if not (Path(args.init_run) / "metrics.jsonl").exists():
             raise ValueError(f"--init-run {args.init_run} has no metrics.jsonl")
         provenance["init_run"] = str(args.init_run)
     return provenance
+
+
+def held_out_scores(
+    model: PoseModel, dataset: TopDownDataset, annotations: str, batching: dict, flip: bool = False
+) -> tuple[DatasetPredictions, dict[str, Any]]:
+    """Every decoder at the model's beta (one network pass: the decoders read the same logits) and the two
+    integral decoders at ``LOW_BETA``; with ``flip``, on logits averaged with the mirrored crops'.
+
+    Returns:
+        the predictions at the model's beta, and ``{"decoders": {name: metrics}, "low_beta": {"beta": 3.0,
+        "debiased": metrics, "integral": metrics}}``.
+    """
+    data = predict_dataset(model, dataset, sorted(DECODERS), model.beta, flip=flip, **batching)
+    low = predict_dataset(model, dataset, ["debiased", "integral"], LOW_BETA, flip=flip, **batching)
+    return data, {
+        "decoders": {name: score(data, name, dataset.schema, annotations) for name in data.preds},
+        "low_beta": {"beta": LOW_BETA, **{n: score(low, n, dataset.schema, annotations) for n in low.preds}},
+    }
 
 
 def float16_copy(model: PoseModel, folder: Path) -> PoseModel:
@@ -136,14 +163,15 @@ def main(argv: list[str] | None = None) -> int:
         model = PoseModel.from_pretrained(str(run / args.checkpoint)).eval()
         dataset, annotations = held_out_set(run, model, args.annotations, args.images)
         provenance = checkpoint_provenance(run, args)
+        notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else None
     except (CheckpointError, ConfigError, OSError, KeyError, ValueError) as err:
         print(f"error: cannot export {run}: {err}", file=sys.stderr)
         return 2
     batching = {"batch_size": args.batch_size, "workers": args.workers, "progress": progress_bar}
-    data = predict_dataset(model, dataset, sorted(DECODERS), model.beta, **batching)
-    metrics = {name: score(data, name, dataset.schema, annotations) for name in data.preds}
-    low = predict_dataset(model, dataset, ["debiased", "integral"], LOW_BETA, **batching)
-    low_beta = {"beta": LOW_BETA, **{n: score(low, n, dataset.schema, annotations) for n in low.preds}}
+    data, scores = held_out_scores(model, dataset, annotations, batching)
+    metrics = scores["decoders"]
+    if args.flip:  # the app's default: each crop's logits averaged with its mirror image's
+        scores["flip"] = held_out_scores(model, dataset, annotations, batching, flip=True)[1]
     out.mkdir(parents=True, exist_ok=True)
     precision: dict[str, Any] = {"dtype": "float32"}
     if args.float16:
@@ -158,12 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         "n_images": len(set(data.image_id.tolist())),
         "scored_on": annotations,
         "precision": precision,
-        "low_beta": low_beta,
+        "low_beta": scores["low_beta"],
         "heatmaps": heatmap_report(data),
         **provenance,
+        **({"flip": scores["flip"]} if args.flip else {}),
     }
     (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2, allow_nan=False), encoding="utf-8")
-    write_release_card(out, load_config(run / "config.yaml"), evaluation, annotations)
+    write_release_card(out, load_config(run / "config.yaml"), evaluation, annotations, notes)
     size = (out / "model.safetensors").stat().st_size / 2**20
     print(
         json.dumps(

@@ -128,7 +128,28 @@ def metrics_lines(evaluation: dict[str, Any], annotations: str, shipped: str) ->
         "| decoder | PCK@0.2 | PCK@0.2, torso only | PCK@0.2, left/right tolerant | EPE (px) | AUC |",
         "|---|---|---|---|---|---|",
         *rows,
+        *flip_lines(evaluation, shipped),
         *bias_lines(evaluation),
+    ]
+
+
+def flip_lines(evaluation: dict[str, Any], shipped: str) -> list[str]:
+    """The held-out scores with the flip test the app runs, when export measured them (``--flip``)."""
+    if "flip" not in evaluation:
+        return []
+    flip, low = evaluation["flip"]["decoders"], evaluation["flip"]["low_beta"]
+    main = flip[shipped]
+    torso, tolerant = _number(main.get("pck@0.2_torso"), 3), _number(main.get("pck@0.2_lr_tolerant"), 3)
+    others = ", ".join(
+        f"{name} {m['pck@0.2']:.3f} ({m['epe']:.2f} px)" for name, m in flip.items() if name != shipped
+    )
+    lows = ", ".join(f"{name} {low[name]['pck@0.2']:.3f}" for name in ("debiased", "integral"))
+    return [
+        "",
+        "With the flip test (logits averaged with the mirrored crop's, as the app runs it; "
+        f"`training.evaluate ... --flip`): {shipped} {main['pck@0.2']:.3f} (torso only {torso}, "
+        f"left/right tolerant {tolerant}, EPE {main['epe']:.2f} px, AUC "
+        f"{main['auc']:.3f}), {others}; at beta {low['beta']:g} {lows}.",
     ]
 
 
@@ -222,6 +243,20 @@ def weights_text(precision: dict[str, Any], decoder: str) -> str:
     )
 
 
+def recipe_notes(evaluation: dict[str, Any], notes: str | None) -> str:
+    """The Recipe section's opening: ``notes`` (export's ``--notes`` file) and the run's logged time."""
+    parts = [notes.strip()] if notes and notes.strip() else []
+    if "minutes" in evaluation:
+        logged, minutes = evaluation["epochs_logged"], evaluation["minutes"]
+        finished = evaluation.get("finished")
+        epochs = f"{logged} epoch{'s' * (logged != 1)}"
+        parts.append(
+            f"This run's log: {epochs} in {minutes:.0f} minutes ({minutes / logged:.1f} an epoch, validation "
+            "included)" + (f", the last one ending {finished.replace('T', ' ')}." if finished else ".")
+        )
+    return "".join(part + "\n\n" for part in parts)
+
+
 def recipe_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> list[str]:
     """The commands that train the shipped model again (two stages when it started from another run)."""
     here = Path(folder).as_posix()
@@ -231,7 +266,9 @@ def recipe_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> list[
     return recipe
 
 
-def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], annotations: str) -> Path:
+def write_release_card(
+    folder: Path, config: Any, evaluation: dict[str, Any], annotations: str, notes: str | None = None
+) -> Path:
     """Write ``folder/README.md`` for a model exported by ``training.export``.
 
     Args:
@@ -239,6 +276,7 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         config: the run's ``TrainConfig``.
         evaluation: ``{"decoders": {name: metrics}, "n_images": int, "precision": {...}}``, held out.
         annotations: the annotation file the held-out images come from.
+        notes: Markdown that opens the card's Recipe section (earlier stages, hardware), if any.
     """
     coord_loss, heatmap_epochs, decoder = config.resolved()
     teacher = teacher_lines(config.train_annotations)
@@ -259,6 +297,7 @@ def write_release_card(folder: Path, config: Any, evaluation: dict[str, Any], an
         "val_fraction": f"{config.val_fraction:.0%}",
         "seed": config.held_out_seed,  # the split's seed, not the augmentation's
         "metrics": "\n".join(metrics_lines(evaluation, annotations, decoder)),
+        "recipe_notes": recipe_notes(evaluation, notes),
         "recipe": "\n".join(recipe_lines(config, evaluation, folder)),
         "citation": CITATION,
     }
