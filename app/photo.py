@@ -23,7 +23,7 @@ DECODER_NAMES = ("integral", "debiased", "argmax")
 TABLE_COLUMNS = ["joint", "J_r x", "J_r y", "J_o x", "J_o y", "shift (px)", "score"]
 MIN_HAND_BOX_SIDE = 8.0  # px of the analysed photo; a smaller box holds no person the model can see
 MAX_BOXES = 20  # the network runs on every box again after each edit: bound the work a visitor can ask
-# The flip test (logits averaged with the mirrored crop's) adds 0.015 PCK@0.2 to the bundled model on the
+# The flip test (logits averaged with the mirrored crop's) adds 0.016 PCK@0.2 to the bundled model on the
 # LSPET hold-out for about 60 ms on a 2-person photo (2 CPU cores): the app shows the better keypoints.
 FLIP_TEST = True
 

@@ -250,9 +250,10 @@ def recipe_notes(evaluation: dict[str, Any], notes: str | None) -> str:
         logged, minutes = evaluation["epochs_logged"], evaluation["minutes"]
         finished = evaluation.get("finished")
         epochs = f"{logged} epoch{'s' * (logged != 1)}"
+        ending = f", the last one ending {finished.replace('T', ' ')}" if finished else ""
         parts.append(
-            f"This run's log: {epochs} in {minutes:.0f} minutes ({minutes / logged:.1f} an epoch, validation "
-            "included)" + (f", the last one ending {finished.replace('T', ' ')}." if finished else ".")
+            f"This run's log: {epochs} in {minutes:.0f} minutes ({minutes / logged:.1f} minutes an epoch, "
+            f"validation included){ending}."
         )
     return "".join(part + "\n\n" for part in parts)
 
