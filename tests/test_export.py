@@ -69,6 +69,8 @@ def test_export_scores_every_decoder_and_writes_card_log_and_split(run, tmp_path
     assert "## The bias on these logits (beta 3)" in card
     assert f"mean {evaluation['heatmaps']['background_mean']:+.4f}" in card
     assert f"PCK@0.2 scores all {debiased['pck_n_instances']} people" in card
+    assert "flip" not in evaluation and "With the flip test" not in card  # without --flip / --notes
+    assert card[card.index("## Recipe") :].splitlines()[1].startswith("This run's log: 1 epoch in")
     shipped = PoseModel.from_pretrained(str(out)).state_dict()
     trained = PoseModel.from_pretrained(str(run / "model")).state_dict()
     assert all(torch.equal(shipped[k], trained[k]) for k in trained)
@@ -132,15 +134,6 @@ def test_flip_test_and_notes_go_into_evaluation_and_card(run, tmp_path):
     assert recipe.index("*made by the tests*") < recipe.index(timing)
     assert recipe.index("This run's log") < recipe.index("`training_config.yaml` is the run's full config")
     assert f"the last one ending {log[-1]['time'].replace('T', ' ')}." in recipe
-
-
-def test_export_without_flip_or_notes_leaves_them_out(run, tmp_path):
-    out = tmp_path / "model"
-    assert export_main([str(run), str(out), "--workers", "0"]) == 0
-    card = (out / "README.md").read_text()
-    assert "flip" not in json.loads((out / "evaluation.json").read_text())
-    assert "With the flip test" not in card
-    assert card[card.index("## Recipe") :].splitlines()[1].startswith("This run's log: 1 epoch in")
 
 
 def test_export_with_a_missing_notes_file_fails_before_writing(run, tmp_path, capsys):
