@@ -89,6 +89,26 @@ def test_split_file_limits_the_images(tiny, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n_instances"] == 2
 
 
+def test_input_size_scores_the_weights_at_another_crop_size(tiny, tmp_path, capsys, monkeypatch):
+    # The same weights saved with another input size score exactly as --input-size does.
+    root, annotations, images = tiny
+    model = PoseModel.from_pretrained(str(root / "model"))
+    model.input_size = (96, 64)
+    model.save_pretrained(tmp_path / "resized")
+    shapes = []
+    original = PoseModel.forward
+    monkeypatch.setattr(PoseModel, "forward", lambda self, x: shapes.append(x.shape[2:]) or original(self, x))
+    args = ["--annotations", str(annotations), "--images", str(images), "--workers", "0"]
+    summaries = []
+    for checkpoint, extra in ((root / "model", ["--input-size", "96", "64"]), (tmp_path / "resized", [])):
+        assert evaluate_main([str(checkpoint), *args, *extra]) == 0
+        summaries.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert set(shapes) == {(96, 64)}
+    assert summaries[0] == summaries[1] and summaries[0]["input_size"] == [96, 64]
+    assert evaluate_main([str(root / "model"), *args]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["input_size"] == [64, 64]
+
+
 def test_missing_checkpoint_is_a_clear_error(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _, annotations, images = tiny
@@ -118,13 +138,17 @@ def test_a_model_of_other_keypoints_is_refused_before_the_network_runs(tiny, tmp
         ({"--annotations": "no_such.json"}, "--annotations: no such file"),
         ({"--split": "no_split.json"}, "--split: cannot read val_image_ids"),
         ({"--decoder": "softargmax"}, "--decoder must be one of"),
+        ({"--input-size": "100 64"}, "--input-size: input_size must be (H, W) with both divisible by 32"),
     ],
 )
 def test_bad_arguments_are_one_line_before_the_network_runs(tiny, tmp_path, capsys, change, message):
     root, annotations, images = tiny
     options = {"--annotations": str(annotations), "--images": str(images), "--workers": "0"}
-    options.update({k: v if k == "--decoder" else str(tmp_path / v) for k, v in change.items()})
-    assert evaluate_main([str(root / "model"), *[x for kv in options.items() for x in kv]]) == 2
+    options.update(
+        {k: v if k.startswith(("--decoder", "--input")) else str(tmp_path / v) for k, v in change.items()}
+    )
+    argv = [x for k, v in options.items() for x in (k, *v.split())]  # "--input-size": two values
+    assert evaluate_main([str(root / "model"), *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
 

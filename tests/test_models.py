@@ -118,14 +118,18 @@ def test_invalid_arguments_raise_value_error(kwargs, message):
         PoseModel(**args)
 
 
-def test_decoder_and_beta_stay_valid_when_changed():
+def test_decoder_beta_and_input_size_stay_valid_when_changed():
     model = PoseModel("lite0", COCO_17.to_dict())
-    model.decoder, model.beta = "integral", 3
-    assert (model.decoder, model.beta) == ("integral", 3.0)
+    model.decoder, model.beta, model.input_size = "integral", 3, [224, 192]
+    assert (model.decoder, model.beta, model.input_size) == ("integral", 3.0, (224, 192))
+    assert model.heatmap_size == (56, 48) and model.to_config()["heatmap_size"] == [56, 48]
     with pytest.raises(ValueError, match="unknown decoder"):
         model.decoder = "mean"
     with pytest.raises(ValueError, match="beta must be"):
         model.beta = -2
+    with pytest.raises(ValueError, match="divisible by 32"):
+        model.input_size = (224, 200)
+    assert model.input_size == (224, 192)
 
 
 def test_build_rejects_unknown_arch_and_bad_pretrained(tmp_path):

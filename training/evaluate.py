@@ -30,8 +30,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate",
         description="Score a checkpoint (folder or Hub repo id) on a COCO-format keypoint set. The last "
-        "line printed is JSON: pck@0.2, pck_norm, epe (image px), auc, ap, decoder, beta, n_instances; "
-        "for MPII-16 also pckh@0.5, pckh@0.1, pckh_table; for hand-21 auc_0_30, rhd_epe_mean/median.",
+        "line printed is JSON: pck@0.2, pck_norm, epe (image px), auc, ap, decoder, beta, input_size, "
+        "n_instances; for MPII-16 also pckh@0.5, pckh@0.1, pckh_table; for hand-21 auc_0_30, "
+        "rhd_epe_mean/median.",
     )
     parser.add_argument("checkpoint", help="PoseModel folder or Hugging Face Hub repo id")
     parser.add_argument("--annotations", required=True, help="COCO keypoint JSON (ground truth)")
@@ -42,6 +43,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--beta", type=float, default=None, help="softmax beta (default: the checkpoint's)")
     parser.add_argument(
         "--flip", action="store_true", help="flip test: average logits with the mirrored crop's"
+    )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="score the weights at another crop size, both divisible by 32 (default: the checkpoint's)",
     )
     parser.add_argument("--detections", default=None, help="COCO results JSON of person boxes (AP only)")
     parser.add_argument("--score-threshold", type=float, default=0.0, help="ignore detections below this")
@@ -80,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": args.checkpoint,
         "beta": beta,
         "flip": args.flip,
+        "input_size": list(model.input_size),
         "decoders": results,
     }
     report["heatmaps"] = heatmap_report(data)
@@ -105,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     others = {
         name: {k: v for k, v in r.items() if k != "coco"} for name, r in results.items() if name != primary
     }
-    summary = {**headline, "decoder": primary, "beta": beta, "flip": args.flip, **report["heatmaps"]}
+    summary = {**headline, "decoder": primary, "beta": beta, "flip": args.flip}
+    summary.update(input_size=report["input_size"], **report["heatmaps"])
     print(json.dumps({**summary, **({"others": others} if others else {})}))
     return 0
 
@@ -120,7 +131,8 @@ def prepare(args: argparse.Namespace) -> tuple[PoseModel, TopDownDataset, list[s
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
         EvaluationError: a missing file or folder, an --out that exists (without --force), an unknown
-            decoder, or annotations of other keypoints than the model predicts.
+            decoder, an --input-size not divisible by 32, or annotations of other keypoints than the
+            model predicts.
     """
     if args.out and Path(args.out).exists() and not args.force:
         raise EvaluationError(f"--out {args.out} exists; choose another file or add --force to overwrite it")
@@ -130,6 +142,11 @@ def prepare(args: argparse.Namespace) -> tuple[PoseModel, TopDownDataset, list[s
     if not Path(args.images).is_dir():
         raise EvaluationError(f"--images: no such folder {args.images!r}; give the folder of the images")
     model = PoseModel.from_pretrained(args.checkpoint, map_location=args.device).eval()
+    if args.input_size:
+        try:
+            model.input_size = tuple(args.input_size)
+        except ValueError as err:
+            raise EvaluationError(f"--input-size: {err}") from None
     decoders = sorted(DECODERS) if args.decoder == "all" else [args.decoder or model.decoder]
     if any(name not in DECODERS for name in decoders):
         raise EvaluationError(f"--decoder must be one of {sorted(DECODERS)} or 'all', got {args.decoder!r}")

@@ -82,18 +82,9 @@ class PoseModel(
         super().__init__()
         check_arch(arch)
         schema = keypoints if isinstance(keypoints, KeypointSchema) else KeypointSchema.from_dict(keypoints)
-        try:
-            size = tuple(operator.index(s) for s in input_size)
-        except TypeError as err:
-            raise ValueError(f"input_size must be two ints (H, W), got {input_size!r}") from err
-        if len(size) != 2 or not all(s > 0 and s % _SIZE_MULTIPLE == 0 for s in size):
-            raise ValueError(
-                f"input_size must be (H, W) with both divisible by {_SIZE_MULTIPLE} (the backbones have "
-                f"stride 32, so other sizes do not give an exact (H/4, W/4) heatmap), got {input_size!r}"
-            )
         self.arch = arch
         self._schema = schema
-        self._input_size: tuple[int, int] = size  # type: ignore[assignment]
+        self.input_size = input_size
         self.decoder = decoder
         self.beta = beta
         self.mean = _rgb_triple("mean", mean, positive=False)
@@ -135,6 +126,21 @@ class PoseModel(
     def input_size(self) -> tuple[int, int]:
         """``(H, W)`` of the input crops in pixels."""
         return self._input_size
+
+    @input_size.setter
+    def input_size(self, value: tuple[int, int]) -> None:
+        # Settable because the nets are fully convolutional: the same weights run at another crop size
+        # (a fine-tune at a new size, or `training.evaluate --input-size`).
+        try:
+            size = tuple(operator.index(s) for s in value)
+        except TypeError as err:
+            raise ValueError(f"input_size must be two ints (H, W), got {value!r}") from err
+        if len(size) != 2 or not all(s > 0 and s % _SIZE_MULTIPLE == 0 for s in size):
+            raise ValueError(
+                f"input_size must be (H, W) with both divisible by {_SIZE_MULTIPLE} (the backbones have "
+                f"stride 32, so other sizes do not give an exact (H/4, W/4) heatmap), got {value!r}"
+            )
+        self._input_size: tuple[int, int] = size  # type: ignore[assignment]
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
