@@ -164,7 +164,7 @@ def test_evaluation_json_only_with_out_and_never_overwritten_silently(tiny, tmp_
     assert evaluate_main([*args, "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err and out.read_text() == "keep me"
     assert evaluate_main([*args, "--out", str(out), "--force"]) == 0
-    keys = {"checkpoint", "beta", "flip", "decoders", "heatmaps", "splits"}
+    keys = {"checkpoint", "beta", "flip", "input_size", "decoders", "heatmaps", "splits"}
     assert set(json.loads(out.read_text())) == keys
 
 
