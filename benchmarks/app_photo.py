@@ -54,7 +54,9 @@ def time_photo(path: Path, detector: PersonDetector, loaded: LoadedModel, rounds
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_photo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.app_photo", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="PoseModel folder (default: the bundled)")
