@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from app import photo_tab
 from app.detection import PersonDetector
 from app.images import read_photo
 from app.model import LoadedModel
@@ -29,11 +30,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model"
 
 
 def example_photos() -> dict[str, Path]:
-    """ultralytics' two example photos, read from the installed package (the app's examples too)."""
-    import ultralytics
-
-    assets = Path(ultralytics.__file__).parent / "assets"
-    return {name: assets / name for name in ("zidane.jpg", "bus.jpg")}
+    """ultralytics' zidane.jpg and bus.jpg, found as the app's example list finds them."""
+    found = {Path(path).name: Path(path) for path in photo_tab.example_photos()}
+    return {name: found[name] for name in ("zidane.jpg", "bus.jpg") if name in found}
 
 
 def time_photo(path: Path, detector: PersonDetector, loaded: LoadedModel, rounds: int) -> dict[str, float]:
