@@ -16,7 +16,7 @@ from PIL import Image
 from app.detection import PersonDetector
 from app.model import default_source
 from pose.data import CropSpec, Selection, TopDownDataset
-from pose.evaluation.predictions import heatmap_report, predict_dataset, score
+from pose.evaluation.predictions import heatmap_report, predict_dataset, predict_dataset_at, score
 from pose.inference import Predictor
 from pose.keypoints import LSP_14
 from pose.models import PoseModel
@@ -100,16 +100,17 @@ def torso_less_people(annotations: dict, image_ids: set[int]) -> int:
 @pytest.fixture(scope="module")
 def held_out_subset(model):
     """A fixed fifth of the held-out images (every fifth id of split.json), scored with every decoder from
-    one network pass at the model's beta, as training.evaluate does, at beta 3 (``"beta3"``) and with the flip
-    test the app runs (``"flip"``, debiased)."""
+    one network pass at the model's beta and at beta 3 (``"beta3"``), as training.export does, and with the
+    flip test the app runs (``"flip"``, debiased)."""
     val_ids = json.loads((BUNDLED / "split.json").read_text())["val_image_ids"][::5]
     annotations = str(LSPET / "annotations.json")
     crop = CropSpec(input_size=model.input_size, mean=model.mean, std=model.std)
     dataset = TopDownDataset(annotations, str(LSPET / "images"), crop, Selection(image_ids=val_ids))
-    data = predict_dataset(model, dataset, ["argmax", "debiased", "integral"], model.beta, batch_size=30)
+    plan = {model.beta: ["argmax", "debiased", "integral"], 3.0: ["debiased", "integral"]}
+    at = predict_dataset_at(model, dataset, plan, batch_size=30)
+    data, low = at[model.beta], at[3.0]
     scores = {name: score(data, name, dataset.schema, annotations) for name in data.preds}
     scores["heatmaps"] = heatmap_report(data)
-    low = predict_dataset(model, dataset, ["debiased", "integral"], 3.0, batch_size=30)
     scores["beta3"] = {name: score(low, name, dataset.schema, annotations) for name in low.preds}
     flipped = predict_dataset(model, dataset, ["debiased"], model.beta, batch_size=30, flip=True)
     scores["flip"] = score(flipped, "debiased", dataset.schema, annotations)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pose.evaluation.predictions import DatasetPredictions, score
+from pose.data import CropSpec, TopDownDataset
+from pose.evaluation.predictions import DatasetPredictions, predict_dataset, predict_dataset_at, score
 from pose.keypoints import COCO_17, LSP_14
 from pose.models import PoseModel, build_pose_model
 from tests.fixtures import make_coco_dataset
@@ -75,6 +76,36 @@ def test_all_decoders_share_one_network_pass(tiny, tmp_path, capsys, monkeypatch
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["beta"] == 5.0 and set(summary["others"]) == {"argmax", "integral"}
     assert all(math.isfinite(summary["others"][name]["epe"]) for name in summary["others"])
+
+
+def test_several_betas_share_one_network_pass_and_match_one_beta_runs(tiny, monkeypatch):
+    """predict_dataset_at (export's beta 10 + beta 3) decodes each beta from one forward pass, and each
+    beta's predictions equal a run at that beta alone; the logit statistics do not depend on beta."""
+    root, annotations, images = tiny
+    model = PoseModel.from_pretrained(str(root / "model"))
+    crop = CropSpec(input_size=model.input_size, mean=model.mean, std=model.std)
+    dataset = TopDownDataset(str(annotations), str(images), crop)
+    # An untrained head's logits are ~1e-7, flat maps that decode alike at every beta: add an off-centre
+    # peak (height 0.5 at heatmap (3, 4)) so that beta matters, as on a trained model.
+    ys, xs = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    peak = 0.5 * torch.exp(-((xs - 3) ** 2 + (ys - 4) ** 2) / 2)
+    calls = []
+    original = PoseModel.forward
+    monkeypatch.setattr(
+        PoseModel, "forward", lambda self, x: calls.append(len(x)) or original(self, x) + peak
+    )
+    plan = {10.0: ["argmax", "debiased", "integral"], 3.0: ["debiased", "integral"]}
+    at = predict_dataset_at(model, dataset, plan, batch_size=4)
+    assert calls == [4, 2] and set(at) == {10.0, 3.0}
+    for beta, names in plan.items():
+        alone = predict_dataset(model, dataset, names, beta, batch_size=4)
+        assert set(at[beta].preds) == set(names)
+        for name in names:
+            np.testing.assert_allclose(at[beta].preds[name], alone.preds[name], atol=1e-5)
+            np.testing.assert_allclose(at[beta].scores[name], alone.scores[name], atol=1e-6)
+        np.testing.assert_array_equal(at[beta].background, at[10.0].background)
+    moved = np.linalg.norm(at[3.0].preds["integral"] - at[10.0].preds["integral"], axis=-1)
+    assert moved.max() > 0.1  # the betas really differ: integral's J_r moves with beta
 
 
 def test_split_file_limits_the_images(tiny, tmp_path, capsys):

@@ -20,7 +20,13 @@ import numpy as np
 
 from pose.data import CropSpec, Selection, TopDownDataset
 from pose.decode import DECODERS
-from pose.evaluation.predictions import DatasetPredictions, heatmap_report, predict_dataset, score
+from pose.evaluation.predictions import (
+    DatasetPredictions,
+    heatmap_report,
+    predict_dataset,
+    predict_dataset_at,
+    score,
+)
 from pose.models import CheckpointError, PoseModel
 from training.config import ConfigError, load_config
 from training.evaluate import progress_bar
@@ -107,18 +113,20 @@ def checkpoint_provenance(run: Path, args: argparse.Namespace) -> dict[str, Any]
 def held_out_scores(
     model: PoseModel, dataset: TopDownDataset, annotations: str, batching: dict, flip: bool = False
 ) -> tuple[DatasetPredictions, dict[str, Any]]:
-    """Every decoder at the model's beta (one network pass: the decoders read the same logits) and the two
-    integral decoders at ``LOW_BETA``; with ``flip``, on logits averaged with the mirrored crops'.
+    """Every decoder at the model's beta and the two integral decoders at ``LOW_BETA``, from one network
+    pass (all decoders read the same logits); with ``flip``, on logits averaged with the mirrored crops'.
 
     Returns:
         the predictions at the model's beta, and ``{"decoders": {name: metrics}, "low_beta": {"beta": 3.0,
         "debiased": metrics, "integral": metrics}}``.
     """
-    data = predict_dataset(model, dataset, sorted(DECODERS), model.beta, flip=flip, **batching)
-    low = predict_dataset(model, dataset, ["debiased", "integral"], LOW_BETA, flip=flip, **batching)
+    integrals = ["debiased", "integral"]
+    plan = {LOW_BETA: integrals, model.beta: sorted(DECODERS)}  # one entry when the model's beta is LOW_BETA
+    at = predict_dataset_at(model, dataset, plan, flip=flip, **batching)
+    data, low = at[model.beta], at[LOW_BETA]
     return data, {
         "decoders": {name: score(data, name, dataset.schema, annotations) for name in data.preds},
-        "low_beta": {"beta": LOW_BETA, **{n: score(low, n, dataset.schema, annotations) for n in low.preds}},
+        "low_beta": {"beta": LOW_BETA, **{n: score(low, n, dataset.schema, annotations) for n in integrals}},
     }
 
 

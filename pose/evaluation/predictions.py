@@ -1,14 +1,14 @@
 """A network over a data set: logits -> every requested decoder -> image pixels, once, and the scores of it.
 
 ``predict_dataset`` (or ``predict_loader`` for a loader of one's own, e.g. a DDP shard) runs the network
-once; every decoder reads the same logits. ``score``, ``splits`` and ``heatmap_report`` turn the typed
-result into the JSON-ready metrics that ``training.evaluate``, ``training.export``, ``training.compare``
-and the trainer's validation report.
+once; every decoder reads the same logits, at one beta or (the ``_at`` forms) at several. ``score``,
+``splits`` and ``heatmap_report`` turn the typed result into the JSON-ready metrics that
+``training.evaluate``, ``training.export``, ``training.compare`` and the trainer's validation report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from os import PathLike
 from typing import Any
@@ -94,69 +94,105 @@ def _row(value: np.ndarray | dict[str, np.ndarray] | None, i: int) -> Any:
 
 
 @torch.no_grad()
+def predict_loader_at(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any]],
+    plan: Mapping[float, Sequence[str]],
+    *,
+    flip: bool = False,
+    logit_stats: bool = True,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict[float, DatasetPredictions]:
+    """Run ``model`` (a PoseModel, put in eval mode) once over the batches of ``loader`` and decode each
+    batch's logits at every beta of ``plan`` with that beta's decoders; heatmap coordinates go to image
+    pixels with the batch's ``matrix``. One network pass however many betas: the decoders read the same
+    logits, so a model scored at its own beta and at a low one costs one pass, not two.
+
+    Args:
+        model: forward ``(B, 3, H, W) -> (B, K, h, w)`` logits; ``schema.flip`` for ``flip``.
+        loader: batches of ``TopDownDataset`` items.
+        plan: softmax sharpness beta -> keys of ``pose.decode.DECODERS`` to decode at it.
+        flip: average the logits with those of the mirrored crops (``pose.inference.flip_test_logits``).
+        logit_stats: also measure ``background`` and ``second_mode`` (costs a few passes over the logits).
+        progress: wraps the loader, e.g. in a tqdm bar.
+
+    Returns:
+        per beta of ``plan``, its decoders' predictions; the items' fields and logit statistics are the
+        same arrays in each (they do not depend on beta).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    flip_perm = torch.tensor(model.schema.flip, device=device) if flip else None
+    preds = {beta: {name: [] for name in names} for beta, names in plan.items()}
+    scores = {beta: {name: [] for name in names} for beta, names in plan.items()}
+    items: dict[str, list] = {key: [] for key in ITEM_FIELDS}
+    stats: dict[str, list] = {"background": [], "second_mode": []}
+    for batch in progress(loader) if progress else loader:
+        logits = flip_test_logits(model, batch["image"].to(device), flip_perm).float()
+        matrices = batch["matrix"].numpy()
+        for beta, names in plan.items():
+            for name in names:
+                coords, conf = DECODERS[name](logits, beta)
+                preds[beta][name].append(apply_affine(coords.cpu().numpy(), matrices))  # heatmap -> image px
+                scores[beta][name].append(conf.cpu().numpy())
+        for key in ITEM_FIELDS:
+            items[key].append(batch[key].numpy())
+        if logit_stats:
+            stats["background"].append(background_levels(logits).cpu().numpy())
+            stats["second_mode"].append(second_modes(logits).cpu().numpy())
+    shared = {key: np.concatenate(value) for key, value in items.items()}
+    shared.update({key: np.concatenate(value) if logit_stats else None for key, value in stats.items()})
+    return {
+        beta: DatasetPredictions(
+            preds={name: np.concatenate(preds[beta][name]) for name in names},
+            scores={name: np.concatenate(scores[beta][name]) for name in names},
+            **shared,
+        )
+        for beta, names in plan.items()
+    }
+
+
 def predict_loader(
     model: nn.Module,
     loader: Iterable[dict[str, Any]],
-    decoders: list[str],
+    decoders: Sequence[str],
     beta: float,
     *,
     flip: bool = False,
     logit_stats: bool = True,
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> DatasetPredictions:
-    """Run ``model`` (a PoseModel, put in eval mode) over the batches of ``loader`` and decode every batch
-    with each of ``decoders`` at ``beta``; heatmap coordinates go to image pixels with the batch's
-    ``matrix``.
+    """:func:`predict_loader_at` at one ``beta``: each of ``decoders`` on every batch's logits."""
+    plan = {beta: decoders}
+    return predict_loader_at(model, loader, plan, flip=flip, logit_stats=logit_stats, progress=progress)[beta]
 
-    Args:
-        model: forward ``(B, 3, H, W) -> (B, K, h, w)`` logits; ``schema.flip`` for ``flip``.
-        loader: batches of ``TopDownDataset`` items.
-        decoders: keys of ``pose.decode.DECODERS``.
-        beta: softmax sharpness for the integral decoders.
-        flip: average the logits with those of the mirrored crops (``pose.inference.flip_test_logits``).
-        logit_stats: also measure ``background`` and ``second_mode`` (costs a few passes over the logits).
-        progress: wraps the loader, e.g. in a tqdm bar.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    flip_perm = torch.tensor(model.schema.flip, device=device) if flip else None
-    preds: dict[str, list] = {name: [] for name in decoders}
-    scores: dict[str, list] = {name: [] for name in decoders}
-    items: dict[str, list] = {key: [] for key in ITEM_FIELDS}
-    stats: dict[str, list] = {"background": [], "second_mode": []}
-    for batch in progress(loader) if progress else loader:
-        logits = flip_test_logits(model, batch["image"].to(device), flip_perm).float()
-        matrices = batch["matrix"].numpy()
-        for name in decoders:
-            coords, conf = DECODERS[name](logits, beta)
-            preds[name].append(apply_affine(coords.cpu().numpy(), matrices))  # heatmap -> image px
-            scores[name].append(conf.cpu().numpy())
-        for key in ITEM_FIELDS:
-            items[key].append(batch[key].numpy())
-        if logit_stats:
-            stats["background"].append(background_levels(logits).cpu().numpy())
-            stats["second_mode"].append(second_modes(logits).cpu().numpy())
-    return DatasetPredictions(
-        preds={name: np.concatenate(preds[name]) for name in decoders},
-        scores={name: np.concatenate(scores[name]) for name in decoders},
-        **{key: np.concatenate(value) for key, value in items.items()},
-        **{key: np.concatenate(value) if logit_stats else None for key, value in stats.items()},
-    )
+
+def predict_dataset_at(
+    model: nn.Module,
+    dataset: TopDownDataset,
+    plan: Mapping[float, Sequence[str]],
+    batch_size: int = 32,
+    workers: int = 0,
+    flip: bool = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict[float, DatasetPredictions]:
+    """:func:`predict_loader_at` over all of ``dataset`` in order, ``batch_size`` items a batch."""
+    loader = make_loader(dataset, batch_size, False, workers)
+    return predict_loader_at(model, loader, plan, flip=flip, progress=progress)
 
 
 def predict_dataset(
     model: nn.Module,
     dataset: TopDownDataset,
-    decoders: list[str],
+    decoders: Sequence[str],
     beta: float,
     batch_size: int = 32,
     workers: int = 0,
     flip: bool = False,
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> DatasetPredictions:
-    """:func:`predict_loader` over all of ``dataset`` in order, ``batch_size`` items a batch."""
-    loader = make_loader(dataset, batch_size, False, workers)
-    return predict_loader(model, loader, decoders, beta, flip=flip, progress=progress)
+    """:func:`predict_dataset_at` at one ``beta``: each of ``decoders`` on every item."""
+    return predict_dataset_at(model, dataset, {beta: decoders}, batch_size, workers, flip, progress)[beta]
 
 
 def headline(
