@@ -106,7 +106,7 @@ def test_loading_never_fetches_imagenet_weights(saved, monkeypatch):
         raise AssertionError("from_pretrained fetched ImageNet weights")
 
     monkeypatch.setattr(imagenet, "timm_state_dict", fail)
-    monkeypatch.setattr(imagenet, "lite0_package_file", fail)
+    monkeypatch.setattr(imagenet, "lite_package_file", fail)
     assert PoseModel.from_pretrained(saved[1]).arch == "lite0"
 
 

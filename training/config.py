@@ -85,9 +85,10 @@ class TrainConfig:
     """
 
     # Model
-    arch: str = setting("lite0", "network: lite0 | simplebaseline_resnet50/101/152 | hrnet_w32/w48")
+    arch: str = setting("lite0", "network: lite0/1/2 | simplebaseline_resnet50/101/152 | hrnet_w32/w48")
     pretrained: str | None = setting(
-        None, "backbone start: none (random) | timm (download) | package (lite0, offline) | a weights file"
+        None,
+        "backbone start: none (random) | timm (download) | package (lite0/1/2, offline) | a weights file",
     )
     init_from: str = setting("", "a PoseModel folder or Hub repo id whose weights start the run (fine-tune)")
     input_size: list[int] = setting(

@@ -1,13 +1,13 @@
-"""Pose models: timm backbones + heatmap heads (SimpleBaseline, HRNet, Lite0), ImageNet weight loading,
-and PoseModel checkpoints (config.json + model.safetensors, local or on the Hugging Face Hub).
+"""Pose models: timm backbones + heatmap heads (SimpleBaseline, HRNet, EfficientNet-Lite0/1/2), ImageNet
+weight loading, and PoseModel checkpoints (config.json + model.safetensors, local or on the Hugging Face Hub).
 """
 
 from pose.models.architectures import DEFAULT_INPUT_SIZES, MODELS
 from pose.models.checkpoints import CheckpointError
 from pose.models.heads import HeatmapHead
 from pose.models.imagenet import (
-    lite0_package_state_dict,
-    lite0_state_dict_from_package,
+    lite_package_state_dict,
+    lite_state_dict_from_package,
     load_backbone_weights,
 )
 from pose.models.pose_model import PoseModel, build_pose_model
@@ -19,7 +19,7 @@ __all__ = [
     "HeatmapHead",
     "PoseModel",
     "build_pose_model",
-    "lite0_package_state_dict",
-    "lite0_state_dict_from_package",
+    "lite_package_state_dict",
+    "lite_state_dict_from_package",
     "load_backbone_weights",
 ]

@@ -1,7 +1,8 @@
 """The table of pose architectures: name -> constructor of (backbone, head), and each one's default input.
 
-SimpleBaseline (Xiao et al. 2018) on ResNets, the pose HRNet (Sun et al. 2019), and a small Lite0 model
-for CPUs. Every model maps ``(B, 3, H, W)`` to logits ``(B, K, H/4, W/4)``.
+SimpleBaseline (Xiao et al. 2018) on ResNets, the pose HRNet (Sun et al. 2019), and small EfficientNet-Lite
+models for CPUs (Lite0, and the wider, deeper Lite1 and Lite2). Every model maps ``(B, 3, H, W)`` to
+logits ``(B, K, H/4, W/4)``.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ def pose_hrnet(hrnet: str, num_keypoints: int) -> tuple[nn.Module, nn.Module]:
     return backbone, HeatmapHead(backbones.feature_channels(backbone), num_keypoints, num_deconvs=0)
 
 
-def lite0(num_keypoints: int) -> tuple[nn.Module, nn.Module]:
-    """EfficientNet-Lite0 (stride 32, 320 ch) + 3 deconvs of 128 channels + 1x1 conv to K.
+def lite(variant: int, num_keypoints: int) -> tuple[nn.Module, nn.Module]:
+    """EfficientNet-Lite0/1/2 (stride 32, 320/320/352 ch) + 3 deconvs of 128 channels + 1x1 conv to K.
 
     Half SimpleBaseline's deconv width: at 256 channels the head would cost more than the whole backbone
-    (the last two deconvs run at stride 8 and 4), and this model exists to run in real time on a CPU.
+    (the last two deconvs run at stride 8 and 4), and these models exist to run in real time on a CPU.
     """
-    backbone = backbones.efficientnet_lite0()
+    backbone = backbones.efficientnet_lite(variant)
     return backbone, HeatmapHead(backbones.feature_channels(backbone), num_keypoints, channels=128)
 
 
@@ -45,12 +46,15 @@ MODELS: dict[str, Constructor] = {
     "simplebaseline_resnet152": partial(simple_baseline, "resnet152"),
     "hrnet_w32": partial(pose_hrnet, "hrnet_w32"),
     "hrnet_w48": partial(pose_hrnet, "hrnet_w48"),
-    "lite0": lite0,
+    "lite0": partial(lite, 0),
+    "lite1": partial(lite, 1),
+    "lite2": partial(lite, 2),
 }
 
 # (height, width). 256x192 is the COCO setting of SimpleBaseline, HRNet and the paper. Lite0 gets 224x160:
 # the size divisible by 32 nearest the 4:3 person crop that keeps it well above 60 crops/s on 2 CPU
 # threads (about 100 at batch 8; 256x192 gave 59; 192x144, the scaled-down 4:3 size, is not divisible by 32).
+# Lite1 and Lite2 (ImageNet at 240 and 260 px) get the COCO 256x192: they exist for accuracy over speed.
 DEFAULT_INPUT_SIZES: dict[str, tuple[int, int]] = {
     "simplebaseline_resnet50": (256, 192),
     "simplebaseline_resnet101": (256, 192),
@@ -58,4 +62,6 @@ DEFAULT_INPUT_SIZES: dict[str, tuple[int, int]] = {
     "hrnet_w32": (256, 192),
     "hrnet_w48": (256, 192),
     "lite0": (224, 160),
+    "lite1": (256, 192),
+    "lite2": (256, 192),
 }

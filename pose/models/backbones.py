@@ -1,4 +1,4 @@
-"""timm backbones that return the one feature map a pose head decodes from: ResNet and EfficientNet-Lite0
+"""timm backbones that return the one feature map a pose head decodes from: ResNet and EfficientNet-Lite0/1/2
 (last stage, stride 32) and HRNet (the stride-4 high-resolution branch of stage 4).
 
 Each backbone returns a list holding that single map ``(B, C, H/s, W/s)``; ``feature_info`` gives C and s.
@@ -19,16 +19,20 @@ def resnet(name: str) -> nn.Module:
     return timm.create_model(name, pretrained=False, features_only=True, out_indices=(4,))
 
 
-def efficientnet_lite0() -> nn.Module:
-    """timm's ``tf_efficientnet_lite0`` up to its last block stage (``blocks.6``, 320 channels).
+def efficientnet_lite(variant: int = 0) -> nn.Module:
+    """timm's ``tf_efficientnet_lite{variant}`` (0, 1 or 2) up to its last block stage (``blocks.6``: 320
+    channels for Lite0 and Lite1, 352 for Lite2).
 
     The 1x1 ``conv_head`` to 1280 channels is left out: it exists to feed the classifier's pooling, and
     SimpleBaseline likewise decodes from the last residual stage.
 
     Returns:
-        A module mapping ``(B, 3, H, W)`` to ``[(B, 320, H/32, W/32)]``.
+        A module mapping ``(B, 3, H, W)`` to ``[(B, C, H/32, W/32)]``.
     """
-    return timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(4,))
+    if variant not in (0, 1, 2):
+        raise ValueError(f"EfficientNet-Lite variant must be 0, 1 or 2, not {variant!r}")
+    name = f"tf_efficientnet_lite{variant}"
+    return timm.create_model(name, pretrained=False, features_only=True, out_indices=(4,))
 
 
 def hrnet(name: str) -> nn.Module:

