@@ -20,8 +20,14 @@ from pose.inference import Predictor
 from pose.keypoints import COCO_17
 from pose.models import build_pose_model
 
-# (name, build_pose_model keyword arguments): the small CPU model at its default input size, and R50 SBL.
-MODELS = [("lite0", {}), ("simplebaseline_resnet50", {"input_size": (256, 192)})]
+# (name, build_pose_model keyword arguments): the small CPU model at its default input size and at the
+# bundled model's 288x224, Lite2 (the larger Lite) at that size, and R50 SBL.
+MODELS = [
+    ("lite0", {}),
+    ("lite0", {"input_size": (288, 224)}),
+    ("lite2", {"input_size": (288, 224)}),
+    ("simplebaseline_resnet50", {"input_size": (256, 192)}),
+]
 IMAGE_HW = (480, 640)
 # Eight person boxes of assorted sizes (x1, y1, x2, y2) spread over the image, some touching its border.
 BOXES = np.array(
