@@ -263,9 +263,9 @@ def median_shift(page) -> float:
 
 def test_the_bundled_model_shows_the_bias_on_bus_jpg(bundled_app_url, page, tmp_path):
     """What a visitor sees first: on the default model's zero-background logits J_r sits well off J_o at
-    the trained beta 10 and slides further at beta 2 (measured on bus.jpg's first person: 95 px, then 127
+    the trained beta 10 and slides further at beta 2 (measured on bus.jpg's first person: 93 px, then 125
     px). The shift is rho * |J_o - c| (Eq. 8), so it cannot grow past J_o's distance to the crop centre c:
-    a model whose rho is already large at beta 10 (a 64x48 map) has less room left to grow."""
+    a model whose rho is already large at beta 10 (a 72x56 map) has less room left to grow."""
     open_bus(page, bundled_app_url)
     page.wait_for_selector("#compare img")
     page.wait_for_selector("#joint-heatmap .js-plotly-plot")
