@@ -18,16 +18,8 @@ from app import photo_events as events
 from app.detection import PersonDetector
 from app.model import ModelStore
 from app.photo import TABLE_COLUMNS
-from app.photo_events import (
-    DEFAULT_CHOICE,
-    LOGITS_VIEW,
-    MODEL_CHOICES,
-    SOFTMAX_VIEW,
-    Analysed,
-    Drawn,
-    ModelSwitch,
-    PhotoModels,
-)
+from app.photo_events import LOGITS_VIEW, SOFTMAX_VIEW, Analysed, Drawn, ModelSwitch
+from app.photo_models import DEFAULT_CHOICE, MODEL_CHOICES, PhotoModels
 from app.plots import DEFAULT_OVERLAYS, OVERLAY_CHOICES
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"

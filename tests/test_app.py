@@ -34,7 +34,8 @@ from app.detection import PersonDetector
 from app.images import MAX_SIDE, PhotoError, overlay_file, read_photo
 from app.model import ModelRefused, ModelStore, local_folders_allowed
 from app.photo import FLIP_TEST
-from app.photo_events import DEFAULT_CHOICE, PhotoModels, on_click
+from app.photo_events import on_click
+from app.photo_models import DEFAULT_CHOICE, PhotoModels
 from app.photo_tab import example_photos
 from app.plots import add_partition, arrow_magnification
 from app.ui import build_demo, launch_kwargs
