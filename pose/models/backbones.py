@@ -70,8 +70,13 @@ def feature_stride(backbone: nn.Module) -> int:
     return int(backbone.feature_info.reduction()[-1])
 
 
+def timm_architecture(backbone: nn.Module) -> str:
+    """The timm classifier this backbone was cut from, no pretrained tag: ``"tf_efficientnet_lite0"``."""
+    return backbone.pretrained_cfg["architecture"]
+
+
 def timm_name(backbone: nn.Module) -> str:
     """The timm classifier, with pretrained tag, whose ImageNet weights fit this backbone, e.g.
     ``"resnet50.a1_in1k"``."""
-    cfg = backbone.pretrained_cfg
-    return f"{cfg['architecture']}.{cfg['tag']}" if cfg.get("tag") else cfg["architecture"]
+    tag = backbone.pretrained_cfg.get("tag")
+    return f"{timm_architecture(backbone)}.{tag}" if tag else timm_architecture(backbone)

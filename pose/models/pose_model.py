@@ -19,7 +19,7 @@ from pose.decode import DECODERS, check_beta
 from pose.keypoints import KeypointSchema
 from pose.models import checkpoints, imagenet
 from pose.models.architectures import DEFAULT_INPUT_SIZES, MODELS
-from pose.models.backbones import timm_name
+from pose.models.backbones import timm_architecture, timm_name
 from pose.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 # Every backbone here downsamples 5 times; at other sizes a stride-32 map is rounded (ResNet, Lite0) or
@@ -271,7 +271,7 @@ def build_pose_model(
     if pretrained == "timm":
         state, source = imagenet.timm_state_dict(model.backbone), f"timm ({timm_name(model.backbone)})"
     elif pretrained == "package":
-        architecture = model.backbone.pretrained_cfg["architecture"]
+        architecture = timm_architecture(model.backbone)
         if architecture not in imagenet.LITE_PACKAGES:
             lite = [a for a in MODELS if a.startswith("lite")]
             raise ValueError(f"pretrained='package' exists for archs {lite} only, not {arch!r}")
