@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from pose.keypoints import KeypointSchema
+from pose.keypoints import COCO_17, KeypointSchema
 from pose.models import PoseModel, build_pose_model
 from tests.fixtures import make_coco_dataset
 from training.config import ConfigError, load_config
@@ -93,6 +93,22 @@ def test_init_from_starts_from_a_saved_model(tiny_set, tmp_path):
     final = Trainer(load_config(None, settings)).fit()  # no step taken: the start weights, saved again
     want, got = PoseModel.from_pretrained(str(start)).state_dict(), PoseModel.from_pretrained(str(final))
     assert got.input_size == (96, 64) and all(torch.equal(got.state_dict()[k], want[k]) for k in want)
+
+
+def test_init_from_a_lite0_starts_a_lite1_that_computes_the_same_maps(tiny_set, tmp_path, capsys):
+    build_pose_model("lite0", COCO_17, (64, 64)).save_pretrained(tmp_path / "lite0")
+    start = PoseModel.from_pretrained(str(tmp_path / "lite0"))
+    settings = overrides(
+        tiny_set, tmp_path / "run", "epochs=0", "arch=lite1", f"init_from={tmp_path / 'lite0'}"
+    )
+    grown = PoseModel.from_pretrained(str(Trainer(load_config(None, settings)).fit()))
+    assert grown.arch == "lite1" and "lite0) grown to lite1: 5 new blocks" in capsys.readouterr().out
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(grown.eval()(x), start.eval()(x), rtol=0, atol=1e-6)
+    wider = overrides(tiny_set, tmp_path / "wide", "arch=lite2", f"init_from={tmp_path / 'lite0'}")
+    assert run_main(wider) == 2
+    assert "does not fit this run's arch and keypoints" in capsys.readouterr().err
 
 
 def test_init_from_a_model_of_other_keypoints_fails_clearly(tiny_set, tmp_path, capsys):

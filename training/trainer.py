@@ -26,6 +26,7 @@ from pose.decode import DECODERS
 from pose.evaluation.predictions import DatasetPredictions, headline, predict_loader
 from pose.losses import coord_l1_losses, heatmap_mse_losses, masked_mean
 from pose.models import PoseModel, build_pose_model
+from pose.models.growth import can_deepen, deepen
 from training import distributed
 from training.checks import check_image_folders, check_sizes, training_schema
 from training.config import ConfigError, TrainConfig, load_config, save_config
@@ -379,11 +380,18 @@ def _datasets(config: TrainConfig, model: PoseModel) -> tuple[TopDownDataset, To
 
 def _load_start_weights(model: PoseModel, source: str) -> None:
     """Copy a saved PoseModel's weights into ``model``; the input size may differ (the nets are
-    fully convolutional), the architecture and keypoints may not."""
+    fully convolutional), the keypoints may not, and the architecture only to a deeper twin that starts
+    out computing the same maps (lite0 -> lite1, ``pose.models.growth``)."""
     start = PoseModel.from_pretrained(source)  # CheckpointError names the folder and the cause
     try:
-        model.load_state_dict(start.state_dict())
-    except RuntimeError as err:
+        if start.arch != model.arch and can_deepen(start.arch, model.arch):
+            new = deepen(model, start.state_dict())
+            print(
+                f"init_from {source} ({start.arch}) grown to {model.arch}: {len(new)} new blocks start silent"
+            )
+        else:
+            model.load_state_dict(start.state_dict())
+    except (RuntimeError, ValueError) as err:
         raise ConfigError(f"init_from={source!r} does not fit this run's arch and keypoints: {err}") from err
 
 
