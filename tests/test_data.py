@@ -106,6 +106,44 @@ def test_flip_swaps_left_and_right_and_mirrors_the_image(coco_set):
             assert abs(_blob_centroid(b, colours_rgb[COCO_17.flip[i]], xy) - xy).max() < 0.25
 
 
+def test_occlusion_paints_noise_on_the_input_and_leaves_the_targets(coco_set):
+    """Random erasing changes one rectangle of about the drawn area and nothing else of the item."""
+    plain = _dataset(coco_set, train=True, augment=NO_AUGMENT)
+    settings = replace(NO_AUGMENT, occlusion_prob=1.0, occlusion_min_area=0.1, occlusion_max_area=0.2)
+    occluded = _dataset(coco_set, train=True, augment=settings)
+    height, width = INPUT_SIZE
+    for a, b in zip(plain, occluded, strict=True):
+        for key in ("heatmaps", "coords", "weights", "matrix", "flipped"):
+            assert torch.equal(a[key], b[key]), key
+        changed = (a["image"] != b["image"]).any(dim=0).numpy()
+        ys, xs = np.nonzero(changed)
+        box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        # One solid rectangle (a few noise pixels may equal the image) of 10-20% of the input.
+        assert changed.sum() > 0.9 * box and 0.09 * height * width <= box <= 0.21 * height * width
+        noise = b["image"][:, changed].std(dim=1)
+        assert (noise > 1.0).all()  # uniform uint8 noise: std ~74/255 / ImageNet std ~0.23 ~ 1.3
+
+
+def test_occlusion_off_or_at_zero_probability_keeps_every_item(coco_set):
+    base = AugmentConfig(half_body_prob=0.5, num_joints_half_body=0)
+    off = _dataset(coco_set, train=True, augment=base, seed=3)
+    zero = _dataset(
+        coco_set, train=True, augment=replace(base, occlusion_prob=0.0, occlusion_max_area=0.5), seed=3
+    )
+    half = _dataset(coco_set, train=True, augment=replace(base, occlusion_prob=0.5), seed=3)
+    touched = 0
+    for a, b, c in zip(off, zero, half, strict=True):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["coords"], c["coords"])
+        touched += not torch.equal(a["image"], c["image"])
+    assert 0 < touched < len(off)  # probability 0.5 occludes some items, not all
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 0.2), (0.3, 0.2), (0.1, 1.5)])
+def test_occlusion_area_out_of_range_is_refused(low, high):
+    with pytest.raises(ValueError, match="occlusion_min_area/max_area"):
+        AugmentConfig(occlusion_min_area=low, occlusion_max_area=high)
+
+
 def _blob_centroid(item, colour_rgb, near_xy, radius=5.0):
     """Input-pixel centroid of the disc of ``colour_rgb`` near ``near_xy``, weighted by coverage.
 

@@ -31,6 +31,7 @@ from pose.data.transforms import (
     AugmentConfig,
     body_halves,
     normalize_image,
+    occlude,
     random_crop,
     warp_instance,
 )
@@ -222,6 +223,8 @@ class TopDownDataset(Dataset):
         warped, coords, matrix = warp_instance(
             image, crop, flip, inst.keypoints, self.input_size, self.heatmap_size, self.schema.flip
         )
+        if self.augment is not None:
+            warped = occlude(warped, rng, self.augment)
         visibility = inst.visibility[list(self.schema.flip)] if flip else inst.visibility
         heatmaps, targets, weights = keypoint_targets(
             torch.from_numpy(coords), torch.from_numpy(visibility.copy()), self.heatmap_size, self.sigma

@@ -1,7 +1,10 @@
-"""Training augmentation on the crop (scale, rotation, half-body), one warp, then a horizontal flip.
+"""Training augmentation on the crop (scale, rotation, half-body), one warp, then a horizontal flip and
+an optional occluder.
 
 Everything moves the :class:`pose.geometry.Crop` first, so each image is resampled exactly once; the
-flip happens afterwards in input/heatmap space, where it is an exact mirror of both rasters.
+flip happens afterwards in input/heatmap space, where it is an exact mirror of both rasters. The occluder
+(random erasing) is painted on the warped input last and leaves the targets alone: the joints behind it
+keep their labels, so the network learns to place them from the rest of the body.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class AugmentConfig:
             for instances with more than ``num_joints_half_body`` labelled joints.
         num_joints_half_body: see ``half_body_prob``.
         half_body_padding: the half-body joints' box (aspect-fixed) is enlarged by this factor.
+        occlusion_prob: probability of painting one rectangle of random noise over the warped input
+            (random erasing, Zhong et al. 2020): a share of the input's area drawn uniformly from
+            [occlusion_min_area, occlusion_max_area], aspect ratio log-uniform in [1/3, 3], anywhere.
+        occlusion_min_area, occlusion_max_area: see ``occlusion_prob``.
     """
 
     # metadata["help"]: each setting's meaning where training's --help lists it (augment.KEY=value)
@@ -68,9 +75,18 @@ class AugmentConfig:
     half_body_padding: float = field(
         default=1.5, metadata={"help": "enlargement of the half-body joints' (aspect-fixed) box"}
     )
+    occlusion_prob: float = field(
+        default=0.0, metadata={"help": "probability of a random-noise rectangle over the input, [0, 1]"}
+    )
+    occlusion_min_area: float = field(
+        default=0.02, metadata={"help": "smallest share of the input area an occluder covers, (0, 1]"}
+    )
+    occlusion_max_area: float = field(
+        default=0.2, metadata={"help": "largest share of the input area an occluder covers, [min, 1]"}
+    )
 
     def __post_init__(self) -> None:
-        for name in ("flip_prob", "rotation_prob", "half_body_prob"):
+        for name in ("flip_prob", "rotation_prob", "half_body_prob", "occlusion_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"AugmentConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.scale_factor < 1.0:
@@ -79,6 +95,11 @@ class AugmentConfig:
             raise ValueError(f"AugmentConfig.rotation_factor must be >= 0, got {self.rotation_factor}")
         if self.half_body_padding <= 0:
             raise ValueError(f"AugmentConfig.half_body_padding must be > 0, got {self.half_body_padding}")
+        low, high = self.occlusion_min_area, self.occlusion_max_area
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(
+                f"AugmentConfig.occlusion_min_area/max_area must be 0 < min <= max <= 1, got {low}, {high}"
+            )
 
 
 NO_AUGMENT = AugmentConfig(flip_prob=0.0, scale_factor=0.0, rotation_factor=0.0, half_body_prob=0.0)
@@ -222,6 +243,35 @@ def warp_instance(
         # A flipped heatmap point first un-mirrors, then goes to the image: matrix @ mirror.
         matrix = matrix @ _horizontal_flip_matrix(heatmap_size[1])
     return warped, coords, matrix
+
+
+def occlude(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """Paint one rectangle of uniform uint8 noise over ``image`` with probability ``config.occlusion_prob``.
+
+    Draws its five numbers (gate, area, log-aspect, x, y) whatever the config, then the noise only when it
+    paints, so the rectangle of an item does not depend on the probability that turned it on.
+
+    Args:
+        image: ``(H, W, C)`` uint8 warped input; not modified.
+        rng: the item's generator, after :func:`random_crop`'s draws.
+        config: augmentation settings.
+
+    Returns:
+        ``image`` itself when nothing is painted, else an occluded copy.
+    """
+    gate, area_u, aspect_u, x_u, y_u = rng.random(5)
+    if gate >= config.occlusion_prob:
+        return image
+    height, width = image.shape[:2]
+    low, high = config.occlusion_min_area, config.occlusion_max_area
+    area = (low + (high - low) * area_u) * height * width
+    aspect = float(np.exp(np.log(3.0) * (2 * aspect_u - 1)))  # width / height in [1/3, 3]
+    w = int(np.clip(round(np.sqrt(area * aspect)), 1, width))
+    h = int(np.clip(round(np.sqrt(area / aspect)), 1, height))
+    x0, y0 = int(x_u * (width - w + 1)), int(y_u * (height - h + 1))
+    out = image.copy()
+    out[y0 : y0 + h, x0 : x0 + w] = rng.integers(0, 256, (h, w, *image.shape[2:]), dtype=np.uint8)
+    return out
 
 
 def normalize_image(image_bgr: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
