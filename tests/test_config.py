@@ -100,9 +100,9 @@ def test_every_shipped_config_loads():
     # 4 COCO setups, 3 MPII setups and 1 RHD hand setup x 3 methods, + 3 CPU-scale LSPET runs, + the
     # base of the CPU-scale LSPET comparison (training.compare overrides its method per run), + the GPU
     # fine-tune stage of the old bundled model, + the heatmap-all-run recipe of the new one and its
-    # beta-3 stage and the six stages after it (stage 10 not yet shipped), + the base of the bias-alone
-    # comparison over seeds
-    assert len(configs) == 38
+    # beta-3 stage and the six stages after it (stage 10 not shipped), + the base of the bias-alone
+    # comparison over seeds, + the Lite2 GPU recipe prepared for training.budget
+    assert len(configs) == 39
     for path in configs:
         config = load_config(path)
         config.validate(check_paths=False)  # every value fits (their data paths are overrides)
