@@ -214,3 +214,20 @@ def save_tiny_pose_model(folder: Path, schema: KeypointSchema = COCO_17) -> Path
                 layer.weight.normal_(0.0, 0.05)
     model.save_pretrained(folder)
     return folder
+
+
+def run_overrides(tiny_set: tuple[Path, Path], out_dir: Path, *extra: str) -> list[str]:
+    """``key=value`` settings that train on a tiny set quickly (64x64 crops, batch 8, a quarter held
+    out, no workers), then ``extra``."""
+    ann, images = tiny_set
+    return [
+        f"train_annotations={ann}",
+        f"train_images={images}",
+        f"out_dir={out_dir}",
+        "input_size=64,64",
+        "batch_size=8",
+        "num_workers=0",
+        "warmup_steps=5",
+        "val_fraction=0.25",
+        *extra,
+    ]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.fixtures import make_coco_dataset
+from tests.fixtures import make_coco_dataset, run_overrides
 from training.budget import RESERVE_S, Timing, epochs_within
 from training.budget import main as budget_main
 from training.config import load_config
@@ -17,21 +17,9 @@ def tiny_set(tmp_path_factory):
 
 def settings(tiny_set, out_dir, *extra):
     """A YAML file and overrides: ``python -m training.budget SECONDS`` takes them in this order."""
-    ann, images = tiny_set
     config = out_dir.parent / f"{out_dir.name}.yaml"
     config.write_text("lr_schedule: cosine\nepochs: 10\n")
-    return [
-        str(config),
-        f"train_annotations={ann}",
-        f"train_images={images}",
-        f"out_dir={out_dir}",
-        "input_size=64,64",
-        "batch_size=8",
-        "num_workers=0",
-        "warmup_steps=2",
-        "val_fraction=0.25",
-        *extra,
-    ]
+    return [str(config), *run_overrides(tiny_set, out_dir, *extra)]
 
 
 def test_epochs_within_counts_steps_saves_and_a_share_of_the_validations():

@@ -17,6 +17,7 @@ import yaml
 from pose.keypoints import COCO_17, KeypointSchema
 from pose.models import PoseModel, build_pose_model
 from tests.fixtures import make_coco_dataset
+from tests.fixtures import run_overrides as overrides
 from training.config import ConfigError, load_config
 from training.run import main as run_main
 from training.trainer import Trainer, _lr_schedule, step_losses
@@ -27,21 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
     return make_coco_dataset(tmp_path_factory.mktemp("tiny"), n_images=24, size=(96, 128), seed=0)
-
-
-def overrides(tiny_set, out_dir, *extra):
-    ann, images = tiny_set
-    return [
-        f"train_annotations={ann}",
-        f"train_images={images}",
-        f"out_dir={out_dir}",
-        "input_size=64,64",
-        "batch_size=8",
-        "num_workers=0",
-        "warmup_steps=5",
-        "val_fraction=0.25",
-        *extra,
-    ]
 
 
 # Four joints in four colours, no left/right pairs: a task a few hundred CPU steps can learn. (With
