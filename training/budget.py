@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pose.models import CheckpointError
 from training.config import ConfigError, load_config
-from training.trainer import Trainer
+from training.trainer import Trainer, _steps_per_epoch
 
 PROBE_EPOCHS = 3  # epoch 1: start-up; epoch 2: steps only; epoch 3: the same steps and a validation
 RESERVE_S = 10.0  # the final model's save and card, and slack
@@ -81,8 +81,7 @@ def probe(config, steps: int) -> Timing:
     trainer._save_state(pending=None)
     trainer.eval_model.save_pretrained(out / "best")
     save_s = time.monotonic() - saving
-    per_epoch = min(batches, config.max_steps_per_epoch) if config.max_steps_per_epoch else batches
-    return Timing(step_s, val_s, save_s, per_epoch)
+    return Timing(step_s, val_s, save_s, _steps_per_epoch(batches, config))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,9 +102,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"resume=true: resume with python -m training.run {config.out_dir}/config.yaml resume=true"
             )
         timing = probe(config, args.probe_steps)
-        left = args.seconds - (time.monotonic() - started)
+    except (ConfigError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    left = args.seconds - (time.monotonic() - started)
+    try:
         epochs = epochs_within(left, timing, config.val_every, config.epochs)
-    except (ConfigError, CheckpointError, ValueError) as err:
+    except ValueError as err:  # the budget, not the run: nothing else here raises it
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(
