@@ -329,7 +329,7 @@ def _far_from_peak(values: np.ndarray) -> np.ndarray:
 
 
 def _is_sigmoid(session: PhotoSession) -> bool:
-    # BlazePose's maps are probabilities (pose.blazepose), ours raw logits.
+    # BlazePose's and a movenet PoseModel's maps are probabilities (a sigmoid), the other archs' raw logits.
     return session.model is not None and bool(getattr(session.model.model, "sigmoid_heatmaps", False))
 
 
@@ -346,7 +346,7 @@ def beta_note(session: PhotoSession | None, decoded: Decoded | None, person: int
     trained = trained_beta(session)
     origin = (
         f"BlazePose was never trained with a softmax; β = {trained:g} is its setting here"
-        if _is_sigmoid(session)
+        if not getattr(session.model.model, "trained_with_softmax", True)
         else f"This model was trained at **β = {trained:g}**"
     )
     text = (

@@ -85,6 +85,7 @@ class BlazePoseHeatmaps(nn.Module):
     std = (1.0, 1.0, 1.0)
     crop_padding = CROP_PADDING
     sigmoid_heatmaps = True  # the maps are probabilities, not logits (the app says so)
+    trained_with_softmax = False  # its beta is a setting here, not the one it was trained at
     num_keypoints = COCO_17.num_keypoints
 
     def __init__(self, model_file: str | Path, threads: int = 1, beta: float = 10.0) -> None:

@@ -12,14 +12,14 @@ import pytest
 import torch
 import ultralytics
 
-from pose.keypoints import LSP_14
+from pose.keypoints import COCO_17, LSP_14
 from pose.models.movenet import SameConv
 from pose.models.pose_model import build_pose_model
-from pose.models.tfjs import TfjsError, fetch_movenet, read_weights
+from pose.models.tfjs import TfjsError, fetch_movenet, head_filters, read_weights
 from tests.tfjs_graph import GraphModel
 
 FEATURES = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/re_lu_2/Relu"
-BRANCH = "StatefulPartitionedCall/kpt_heatmap_0/re_lu_4/Relu"
+HEATMAPS = "StatefulPartitionedCall/Sigmoid"  # MoveNet's keypoint heatmaps, (1, 64, 64, 17)
 
 
 @pytest.fixture(scope="module")
@@ -79,22 +79,48 @@ def test_read_weights_widens_float16_keeps_int32_and_rejects_short_files(tmp_pat
 
 
 def test_the_rebuilt_network_computes_movenets_own_maps(movenet_json):
-    """On a real photo, the torch rebuild's stride-4 features and heatmap branch equal the published graph's
-    nodes (float16-stored weights, float32 arithmetic both ways)."""
+    """On a real photo, a COCO-17 ``movenet`` PoseModel started from MoveNet's weights computes MoveNet: its
+    stride-4 features and its sigmoid heatmaps equal the published graph's nodes (float16-stored weights,
+    float32 arithmetic both ways)."""
     photo = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))[:, :, ::-1]
     crop = np.ascontiguousarray(cv2.resize(photo[200:900, 0:400], (256, 256), interpolation=cv2.INTER_AREA))
     graph = GraphModel(movenet_json)
-    features, branch = graph({"input": torch.from_numpy(crop.astype(np.int32))[None]}, (FEATURES, BRANCH))
-    model = build_pose_model("movenet", LSP_14, input_size=(256, 256), pretrained=str(movenet_json)).eval()
+    features, heatmaps = graph({"input": torch.from_numpy(crop.astype(np.int32))[None]}, (FEATURES, HEATMAPS))
+    model = build_pose_model("movenet", COCO_17, input_size=(256, 256), pretrained=str(movenet_json)).eval()
     images = (torch.from_numpy(crop.copy()).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.5
     with torch.no_grad():
-        ours = model.backbone(images)[0]
-        ours_branch = model.head.branch(ours)
-    assert ours.shape == (1, 24, 64, 64)
-    for got, want in ((ours, features), (ours_branch, branch)):
-        want = want.permute(0, 3, 1, 2)
-        assert want.abs().max() > 1  # real activations, not a dead map
-        assert (got - want).abs().max() < 1e-3 * want.abs().max()
+        ours, maps = model.backbone(images)[0], model(images)
+    assert ours.shape == (1, 24, 64, 64) and maps.shape == (1, 17, 64, 64)
+    want = features.permute(0, 3, 1, 2)
+    assert want.abs().max() > 1  # real activations, not a dead map
+    assert (ours - want).abs().max() < 1e-3 * want.abs().max()
+    assert (maps - heatmaps.permute(0, 3, 1, 2)).abs().max() < 1e-4
+    assert maps.amax((2, 3))[0, 0] > 0.3  # the nose of the person in the crop is found
+
+
+def test_joints_coco_lacks_start_from_their_nearest_coco_filters():
+    weight, bias = torch.randn(17, 96, 1, 1), torch.randn(17)
+    names = ("right_ankle", "neck", "head_top", "pelvis", "tail")
+    got_weight, got_bias = head_filters(weight, bias, names)
+    assert got_weight.shape == (5, 96, 1, 1) and got_bias.shape == (5,)
+    assert torch.equal(got_weight[0], weight[COCO_17.index("right_ankle")])
+    shoulders = [COCO_17.index("left_shoulder"), COCO_17.index("right_shoulder")]
+    assert torch.allclose(got_weight[1], weight[shoulders].mean(0)) and torch.allclose(
+        got_bias[1], bias[shoulders].mean()
+    )
+    assert torch.allclose(got_bias[2], bias[:5].mean())  # the five face points
+    assert torch.allclose(got_bias[3], bias[[11, 12]].mean()) and torch.allclose(got_bias[4], bias.mean())
+
+
+def test_a_fresh_head_starts_near_zero_and_learns():
+    """Without pretrained weights the sigmoid maps start flat at ~0.001 (zero background), with gradients."""
+    torch.manual_seed(0)
+    model = build_pose_model("movenet", LSP_14, input_size=(64, 64)).train()
+    maps = model(torch.randn(2, 3, 64, 64))
+    assert maps.shape == (2, 14, 16, 16) and 0.0009 < maps.min() and maps.max() < 0.0011
+    maps.sum().backward()
+    assert model.head.final.bias.grad.abs().min() > 0
+    assert model.sigmoid_heatmaps and not build_pose_model("lite0", LSP_14).sigmoid_heatmaps
 
 
 def test_pretrained_must_be_movenets_own_weights(tmp_path, movenet_json):

@@ -10,12 +10,12 @@ convolution here has a bias and there is no BatchNorm. Padding follows TensorFlo
 compute MoveNet's own maps (``pose.models.tfjs`` reads them).
 
 ``MoveNetFeatures`` maps ``(B, 3, H, W)`` in [-1, 1] (mean = std = 0.5) to ``[(B, 24, H/4, W/4)]``;
-``MoveNetHead`` is MoveNet's keypoint-heatmap branch (3x3 depthwise, 1x1 to 96, ReLU) with a new 1x1
-convolution to K logits.
+``MoveNetHead`` is MoveNet's keypoint-heatmap layers, sigmoid included, for any K joints.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -112,18 +112,25 @@ class MoveNetFeatures(nn.Module):
 
 
 class MoveNetHead(nn.Module):
-    """MoveNet's keypoint-heatmap branch (3x3 depthwise, 1x1 to 96 channels, ReLU) and a new 1x1 conv to K
-    logits, started as ``HeatmapHead``'s (normal, std 0.001; bias 0) so the background starts at 0."""
+    """MoveNet's keypoint-heatmap branch (3x3 depthwise, 1x1 to 96 channels, ReLU), a 1x1 conv to K maps and
+    MoveNet's sigmoid: ``(B, C, h, w)`` -> ``(B, K, h, w)`` probabilities in (0, 1).
+
+    The sigmoid is MoveNet's own output layer: with it the pretrained filters start where MoveNet ends
+    (``pose.models.tfjs`` starts each joint's filter from MoveNet's filter of the same or the nearest joints),
+    the maps are on the heatmap target's scale (a peak of 1 on a background of 0), and the background can
+    only sit just above 0, the zero the compensation assumes. Without pretrained weights the filters start
+    at normal(0, 0.001) and the bias at ``START_BIAS``, a flat map of ~0.001.
+    """
 
     upsampling = 1
+    START_BIAS = -6.9  # sigmoid(-6.9) = 0.001: a fresh map is a near-zero background
 
     def __init__(self, in_channels: int, num_keypoints: int) -> None:
         super().__init__()
         self.branch = SeparableReLU(in_channels, 96)
         self.final = nn.Conv2d(96, num_keypoints, kernel_size=1)
         nn.init.normal_(self.final.weight, std=_INIT_STD)
-        nn.init.zeros_(self.final.bias)
+        nn.init.constant_(self.final.bias, self.START_BIAS)
 
     def forward(self, features: Tensor) -> Tensor:
-        """``(B, C, h, w)`` -> ``(B, K, h, w)`` logits."""
-        return self.final(self.branch(features))
+        return torch.sigmoid(self.final(self.branch(features)))

