@@ -98,8 +98,9 @@ def provenance_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> l
         lines.append(
             f"- started from MoveNet SinglePose Thunder (Google, Apache-2.0; {tfjs.SOURCE}), whose TF.js "
             f"weights npm `{tfjs.NPM_PACKAGE}` {tfjs.NPM_VERSION} ships: its MobileNetV2 x1.75, feature "
-            "pyramid and heatmap branch; the 1x1 layer to the joints' logits is new. These weights derive "
-            "from MoveNet's and keep its Apache-2.0 terms."
+            "pyramid and heatmap layers, sigmoid included (the maps are probabilities, not raw logits); each "
+            "joint's last filter started from MoveNet's filter of the same or the nearest COCO joints. These "
+            "weights derive from MoveNet's and keep its Apache-2.0 terms."
         )
     if "init_run" in evaluation:
         first = load_config(Path(folder) / "init_training_config.yaml")
