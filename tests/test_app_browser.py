@@ -262,19 +262,24 @@ def median_shift(page) -> float:
 
 
 def test_the_bundled_model_shows_the_bias_on_bus_jpg(bundled_app_url, page, tmp_path):
-    """What a visitor sees first: on the default model's zero-background logits J_r sits well off J_o at
-    the trained beta 10 and slides further at beta 2 (measured on bus.jpg's first person: 93 px, then 125
-    px). The shift is rho * |J_o - c| (Eq. 8), so it cannot grow past J_o's distance to the crop centre c:
-    a model whose rho is already large at beta 10 (a 72x56 map) has less room left to grow."""
+    """What a visitor sees first: on the default model's zero-background maps J_r sits far off J_o at the
+    trained beta 10, stays there at beta 2 and meets J_o when beta is raised (measured on bus.jpg's first
+    person: 114 px at beta 10, 117 px at beta 2, 3.5 px at beta 30). The shift is rho * |J_o - c| (Eq. 8),
+    so it cannot grow past J_o's distance to the crop centre c: on this model's sigmoid maps (peak ~1 on
+    a 72x56 map) rho is near 1 already at beta 10, and only a sharper softmax shrinks it."""
     open_bus(page, bundled_app_url)
     page.wait_for_selector("#compare img")
     page.wait_for_selector("#joint-heatmap .js-plotly-plot")
     page.wait_for_function("() => document.querySelector('#beta-note').innerText.includes('trained at')")
     at_10 = median_shift(page)
     save_screenshot(page, tmp_path, "photo_default_beta10.png")
-    page.locator("#beta-slider input[type=range]").fill("2")
-    page.wait_for_function("() => document.querySelector('#beta-note').innerText.includes('at β = 2:')")
-    at_2 = median_shift(page)
-    save_screenshot(page, tmp_path, "photo_default_beta2.png")
-    print(f"bus.jpg, first person: median J_r -> J_o shift {at_10} px at beta 10, {at_2} px at beta 2")
-    assert at_10 > 5 and at_2 > 1.2 * at_10, (at_10, at_2)
+    shifts = {}
+    for beta in ("2", "30"):
+        page.locator("#beta-slider input[type=range]").fill(beta)
+        page.wait_for_function(
+            f"() => document.querySelector('#beta-note').innerText.includes('at β = {beta}:')"
+        )
+        shifts[beta] = median_shift(page)
+        save_screenshot(page, tmp_path, f"photo_default_beta{beta}.png")
+    print(f"bus.jpg, first person: median J_r -> J_o shift {at_10} px at beta 10, {shifts} at beta 2 and 30")
+    assert at_10 > 5 and shifts["2"] >= at_10 and shifts["30"] < 0.2 * at_10, (at_10, shifts)
