@@ -102,7 +102,7 @@ def test_every_shipped_config_loads():
     # fine-tune stage of the old bundled model, + the heatmap-all-run recipe of the new one and its
     # beta-3 stage and the six stages after it (stage 10 not shipped), + the base of the bias-alone
     # comparison over seeds, + the Lite2 GPU recipe prepared for training.budget
-    assert len(configs) == 41
+    assert len(configs) == 42
     for path in configs:
         config = load_config(path)
         config.validate(check_paths=False)  # every value fits (their data paths are overrides)
