@@ -50,7 +50,7 @@ def test_folder_is_complete_small_and_documented(model):
         "Removing the Bias of Integral Pose Regression",
         "| `debiased` (shipped) |",
         "- checkpoint: `model`, after epoch 6 of 6",
-        "## The bias on these logits (beta 3)",
+        "## The bias on these heatmaps (beta 3)",
         "BlazePose GHUM Heavy",
         "MoveNet SinglePose Thunder (Google, Apache-2.0",
         "keep its Apache-2.0 terms",

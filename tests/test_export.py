@@ -67,7 +67,7 @@ def test_export_scores_every_decoder_and_writes_card_log_and_split(run, tmp_path
     low = evaluation["low_beta"]  # the same logits at beta 3: what the bias does to each integral decoder
     assert low["beta"] == 3.0 and set(low) == {"beta", "debiased", "integral"}
     assert f"| `integral` | {evaluation['decoders']['integral']['pck@0.2']:.3f} | " in card
-    assert "## The bias on these logits (beta 3)" in card
+    assert "## The bias on these heatmaps (beta 3)" in card
     assert f"mean {evaluation['heatmaps']['background_mean']:+.4f}" in card
     assert f"PCK@0.2 scores all {debiased['pck_n_instances']} people" in card
     assert "flip" not in evaluation and "With the flip test" not in card  # without --flip / --notes

@@ -163,15 +163,15 @@ def flip_lines(evaluation: dict[str, Any], shipped: str) -> list[str]:
 
 
 def bias_lines(evaluation: dict[str, Any]) -> list[str]:
-    """The card's section on the bias: both integral decoders at a low beta, and the logits' background."""
+    """The card's section on the bias: both integral decoders at a low beta, and the heatmaps' background."""
     if "low_beta" not in evaluation:  # an evaluation.json written before export measured it
         return []
     low, heat = evaluation["low_beta"], evaluation["heatmaps"]
     high = evaluation["decoders"]
     return [
         "",
-        f"## The bias on these logits (beta {low['beta']:g})",
-        "The same logits decoded at a low beta, where the uniform background pulls the soft-argmax J_r "
+        f"## The bias on these heatmaps (beta {low['beta']:g})",
+        "The same heatmaps decoded at a low beta, where the uniform background pulls the soft-argmax J_r "
         "toward the crop centre and the compensated J_o should stay on the joint (paper Eq. 8):",
         "",
         "| decoder | PCK@0.2 at the shipped beta | PCK@0.2 at beta " + f"{low['beta']:g} | EPE (px) at beta "
@@ -183,7 +183,7 @@ def bias_lines(evaluation: dict[str, Any]) -> list[str]:
             for name in ("debiased", "integral")
         ),
         "",
-        f"Background (the logits more than 6 heatmap px from each labelled joint's peak): mean "
+        f"Background (the map values more than 6 heatmap px from each labelled joint's peak): mean "
         f"{heat['background_mean']:+.4f}, median {heat['background_median']:+.4f}; the compensation is exact "
         f"when it is 0. Maps with a second mode (a local maximum > 6 px from the peak, at least half its "
         f"height above the median): {heat['second_mode_share']:.1%} of the labelled joints' maps; there the "
