@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from pose.data import (
     NO_AUGMENT,
@@ -304,6 +305,24 @@ def test_loader_workers_match_main_process(coco_set, shuffle):
             assert _same_items(batch0, batch2)
         orders.append(torch.cat([b["ann_id"] for b in runs[0]]).tolist())
     assert (orders[0] != orders[1]) == shuffle
+
+
+def test_a_loader_started_part_way_yields_the_rest_of_that_epoch(coco_set):
+    """A mid-epoch resume: the epoch's batches after the first two, the same ones, in a worker too; the
+    next epoch starts from its beginning again."""
+    dataset = _dataset(coco_set, train=True, input_size=(64, 48))
+    loader = make_loader(dataset, batch_size=1, shuffle=True, num_workers=1, seed=5)
+    set_loader_epoch(loader, 1)
+    whole = list(loader)
+    set_loader_epoch(loader, 1, start_batch=2)
+    rest = list(loader)
+    assert len(whole) >= 4 and len(rest) == len(whole) - 2
+    assert all(_same_items(a, b) for a, b in zip(whole[2:], rest, strict=True))
+    set_loader_epoch(loader, 2)
+    assert len(list(loader)) == len(whole)
+    plain = DataLoader(dataset, batch_size=1)
+    with pytest.raises(TypeError, match="make_loader"):
+        set_loader_epoch(plain, 1, start_batch=2)
 
 
 def test_input_size_must_divide_by_stride(coco_set):

@@ -243,6 +243,49 @@ def test_sigkill_mid_epoch_then_resume_loses_nothing(tiny_set, tmp_path):
     assert all(torch.allclose(final[k].float(), reference_final[k].float(), atol=1e-5) for k in final)
 
 
+class Interrupted(Exception):
+    """Stands in for the end of a session in the middle of an epoch."""
+
+
+def test_a_mid_epoch_checkpoint_resumes_at_its_step_and_loses_nothing(
+    tiny_set, tmp_path, monkeypatch, capsys
+):
+    """checkpoint_minutes saves last.pt inside an epoch; a run stopped after such a save resumes at the
+    next step and ends exactly where a run never stopped ends (losses, metrics, weights, EMA)."""
+    common = ["epochs=2", "batch_size=2", "num_workers=1", "ema_decay=0.5"]  # 9 steps an epoch
+    Trainer(
+        load_config(None, overrides(tiny_set, tmp_path / "reference", *common, "checkpoint_minutes=0"))
+    ).fit()
+    settings = overrides(tiny_set, tmp_path / "stopped", *common, "checkpoint_minutes=1e-9")  # every step
+    save = Trainer._save_state
+
+    def save_then_stop(self, pending, partial=None):
+        save(self, pending, partial)
+        if partial is not None and self.epoch == 1 and partial["items"] == 8:  # 4 steps into epoch 2
+            raise Interrupted
+
+    monkeypatch.setattr(Trainer, "_save_state", save_then_stop)
+    with pytest.raises(Interrupted):
+        Trainer(load_config(None, settings)).fit()
+    monkeypatch.undo()
+    assert len((tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()) == 1
+    capsys.readouterr()
+    Trainer(load_config(None, [*settings, "resume=true"])).fit()
+    assert "at epoch 2 of 2, step 5 of 9" in capsys.readouterr().out
+    got, want = (
+        [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+        for d in ("stopped", "reference")
+    )
+    assert [r["epoch"] for r in got] == [0, 1]
+    for a, b in zip(got, want, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["val_epe"] == pytest.approx(b["val_epe"])
+    assert got[1]["seconds"] > 0
+    final, reference = (
+        PoseModel.from_pretrained(str(tmp_path / d / "model")).state_dict() for d in ("stopped", "reference")
+    )
+    assert all(torch.allclose(final[k].float(), reference[k].float(), atol=1e-6) for k in final)
+
+
 def test_resume_refuses_a_corrupt_state_file_clearly(tiny_set, tmp_path):
     settings = overrides(tiny_set, tmp_path, "epochs=1", "max_steps_per_epoch=1")
     Trainer(load_config(None, settings)).fit()

@@ -147,6 +147,9 @@ class TrainConfig:
         None, "seeds the hold-out split instead of seed (runs over seeds that share one hold-out)"
     )
     val_every: int = setting(1, "validate every N epochs (and after the last), >= 1")
+    checkpoint_minutes: float = setting(
+        10.0, "also save last.pt every N minutes inside an epoch (resume goes on from that step); 0 = off"
+    )
     max_steps_per_epoch: int = setting(0, "cap on steps per epoch (quick runs, tests); 0 = the whole epoch")
     resume: bool = setting(False, "continue from out_dir/last.pt when it exists")
     hub_repo: str = setting("", "push the final model to this Hugging Face Hub repo id (user/name)")
@@ -225,6 +228,7 @@ class TrainConfig:
             ("lr_factor", 0 < self.lr_factor <= 1, "in (0, 1]"),
             ("num_workers", self.num_workers >= 0, ">= 0"),
             ("val_every", self.val_every >= 1, ">= 1 (validate every N epochs; the last epoch always)"),
+            ("checkpoint_minutes", self.checkpoint_minutes >= 0, ">= 0 (0 = at the end of each epoch only)"),
             ("max_steps_per_epoch", self.max_steps_per_epoch >= 0, ">= 0 (0 = the whole epoch)"),
         ]
         for key, ok, expected in rules:

@@ -32,7 +32,7 @@ from training.checks import check_image_folders, check_sizes, training_schema
 from training.config import ConfigError, TrainConfig, load_config, save_config
 from training.modelcard import write_model_card
 
-STATE_FILE = "last.pt"  # model + optimizer + scheduler + scaler + epoch: what `resume=true` reads
+STATE_FILE = "last.pt"  # model + optimizer + scheduler + scaler + epoch (+ step): what `resume=true` reads
 
 
 class Trainer:
@@ -75,6 +75,9 @@ class Trainer:
         self.net = nn.parallel.DistributedDataParallel(self.model) if sharded else self.model
         self.epoch, self.best = 0, -math.inf
         self.pending: dict | None = None  # a trained epoch whose validation and log are still to do
+        # A mid-epoch checkpoint's progress (items trained, loss sums, seconds), read back by a resume
+        self.partial: dict | None = None
+        self.epoch_started = 0.0
 
     def fit(self) -> Path:
         """Train to ``config.epochs`` (resuming when ``config.resume``); return the final model folder.
@@ -95,9 +98,10 @@ class Trainer:
         if self.pending is not None:
             self._finish_epoch(self.pending)
         while self.epoch < self.config.epochs:
-            started = time.monotonic()
+            # a mid-epoch resume counts the time the epoch had taken before it
+            self.epoch_started = time.monotonic() - (self.partial or {}).get("seconds", 0.0)
             record = {"epoch": self.epoch, **self.train_epoch(), "lr": self.optimizer.param_groups[0]["lr"]}
-            record["seconds"] = time.monotonic() - started
+            record["seconds"] = time.monotonic() - self.epoch_started
             self.epoch += 1
             if self.rank == 0:
                 self._save_state(pending=record)
@@ -139,17 +143,32 @@ class Trainer:
     def train_epoch(self) -> dict[str, float]:
         """One pass over the training loader (at most ``steps`` batches).
 
+        After a mid-epoch resume it trains the epoch's remaining steps, on exactly the batches an
+        uninterrupted run would have seen. Every ``config.checkpoint_minutes`` it saves ``last.pt`` with
+        the steps done so far.
+
         Returns:
             Means over the steps and all ranks: ``loss`` and its parts ``loss_coord`` (L_re, px) and
             ``loss_heatmap`` (the weighted heatmap MSE; exactly 0 in epochs without it).
         """
-        set_loader_epoch(self.train_loader, self.epoch)
+        partial, self.partial = self.partial or {}, None
+        first = partial.get("items", 0) // self.config.batch_size
+        set_loader_epoch(self.train_loader, self.epoch, start_batch=first)
         self.net.train()
         use_heatmap = self.uses_heatmap_loss(self.epoch)
-        sums, count = {"loss_coord": 0.0, "loss_heatmap": 0.0}, 0
+        sums = partial.get("sums", {"loss_coord": 0.0, "loss_heatmap": 0.0})
+        count = partial.get("count", 0)
         desc = f"epoch {self.epoch + 1}/{self.config.epochs}"
-        bar = tqdm(self.train_loader, total=self.steps, desc=desc, disable=self.rank != 0, dynamic_ncols=True)
-        for step, batch in enumerate(bar):
+        bar = tqdm(
+            self.train_loader,
+            total=self.steps,
+            initial=first,
+            desc=desc,
+            disable=self.rank != 0,
+            dynamic_ncols=True,
+        )
+        saved = time.monotonic()
+        for step, batch in enumerate(bar, start=first):
             if step >= self.steps:
                 break
             # channels_last lets oneDNN / cuDNN pick their fast convolutions; the weights keep their layout
@@ -174,6 +193,13 @@ class Trainer:
             count += 1
             shown = (sums["loss_coord"] + sums["loss_heatmap"]) / count
             bar.set_postfix(loss=f"{shown:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.1e}")
+            minutes = self.config.checkpoint_minutes
+            if minutes and time.monotonic() - saved >= 60 * minutes and step + 1 < self.steps:
+                if self.rank == 0:  # the weights are the same on every rank; each resumes from this file
+                    items = (step + 1) * self.config.batch_size
+                    seconds = time.monotonic() - self.epoch_started
+                    self._save_state(None, {"items": items, "sums": sums, "count": count, "seconds": seconds})
+                saved = time.monotonic()
         means = {k: distributed.mean(v / max(count, 1)) for k, v in sums.items()}
         return {"loss": means["loss_coord"] + means["loss_heatmap"], **means}
 
@@ -226,8 +252,9 @@ class Trainer:
             self.best = score
             self.eval_model.save_pretrained(self.out / "best")
 
-    def _save_state(self, pending: dict | None) -> None:
-        """Write the resume state atomically; ``pending`` is a trained epoch not yet validated and logged."""
+    def _save_state(self, pending: dict | None, partial: dict | None = None) -> None:
+        """Write the resume state atomically; ``pending`` is a trained epoch not yet validated and logged,
+        ``partial`` the progress of the epoch ``self.epoch`` when saved part-way through it."""
         payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -238,6 +265,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "torch_rng": torch.get_rng_state(),  # nothing in the step draws from it today; kept for exactness
             "pending": json.dumps(pending) if pending is not None else None,  # JSON: weights_only loads it
+            "partial": json.dumps(partial) if partial is not None else None,
         }
         tmp = self.out / (STATE_FILE + ".tmp")
         torch.save(payload, tmp)
@@ -264,10 +292,15 @@ class Trainer:
             torch.set_rng_state(payload["torch_rng"])
         if payload.get("pending"):  # absent in older states; None once the epoch was logged
             self.pending = json.loads(payload["pending"])
+        if payload.get("partial"):  # absent in older states; None when saved at an epoch's end
+            self.partial = json.loads(payload["partial"])
         if self.rank == 0:
             logged = self.epoch - (self.pending is not None)  # a pending epoch's line is written again
             _drop_metrics_after(self.out / "metrics.jsonl", logged)
-            print(f"resuming {self.out} at epoch {self.epoch + 1} of {self.config.epochs}")
+            where = f"epoch {self.epoch + 1} of {self.config.epochs}"
+            if self.partial:
+                where += f", step {self.partial['items'] // self.config.batch_size + 1} of {self.steps}"
+            print(f"resuming {self.out} at {where}")
 
     def _record_changed_settings(self) -> None:
         """Keep ``config.yaml`` what the run trains with: a resume with other settings (e.g. a shorter

@@ -6,9 +6,10 @@ One item per person box: the crop warped to the network input, heatmap/coordinat
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -302,9 +303,9 @@ def make_loader(
         pin_memory: pin batches for faster host -> GPU copies.
     """
     if distributed:
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        sampler = ResumableSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
     else:
-        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
+        sampler = ResumableSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -319,8 +320,32 @@ def make_loader(
     )
 
 
-def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
-    """Set the epoch of the loader's sampler (shuffle order) and dataset (augmentation)."""
+class ResumableSampler(DistributedSampler):
+    """A :class:`DistributedSampler` that can start an epoch part-way: after ``start`` of its items.
+
+    The order still depends only on ``(seed, epoch)``, so a run resumed from a checkpoint taken after
+    ``n`` steps gets exactly the batches it would have got: it starts at ``n * batch_size``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.start = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int, start_batch: int = 0) -> None:
+    """Set the epoch of the loader's sampler (shuffle order) and dataset (augmentation).
+
+    Args:
+        start_batch: batches of this epoch already trained (a mid-epoch resume); the loader yields the
+            rest. Needs a loader from :func:`make_loader`.
+    """
     for part in (loader.sampler, loader.dataset):
         if hasattr(part, "set_epoch"):
             part.set_epoch(epoch)
+    if start_batch and not isinstance(loader.sampler, ResumableSampler):
+        raise TypeError("a mid-epoch start needs a loader from make_loader (a ResumableSampler)")
+    if isinstance(loader.sampler, ResumableSampler):
+        loader.sampler.start = start_batch * loader.batch_size
