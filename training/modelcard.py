@@ -94,22 +94,24 @@ def provenance_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> l
     if logged < config.epochs:
         line += f"; the run stopped after epoch {logged}"
     lines = [line + "."]
-    if config.arch == "movenet" and config.pretrained and not config.init_from:
-        lines.append(
-            f"- started from MoveNet SinglePose Thunder (Google, Apache-2.0; {tfjs.SOURCE}), whose TF.js "
-            f"weights npm `{tfjs.NPM_PACKAGE}` {tfjs.NPM_VERSION} ships: its MobileNetV2 x1.75, feature "
-            "pyramid and heatmap layers, sigmoid included (the maps are probabilities, not raw logits); each "
-            "joint's last filter started from MoveNet's filter of the same or the nearest COCO joints. These "
-            "weights derive from MoveNet's and keep its Apache-2.0 terms."
-        )
-    if "init_run" in evaluation:
-        first = load_config(Path(folder) / "init_training_config.yaml")
+    first = load_config(Path(folder) / "init_training_config.yaml") if "init_run" in evaluation else None
+    if first is not None:
         lines.append(
             f"- started from `{config.init_from}`, a run of its own: its config and log ship as "
             "`init_training_config.yaml` and `init_training_log.jsonl`; it trained "
             f"{first.epochs} epochs, {first.input_size[0]}×{first.input_size[1]}, with "
             + method_line(first.method, *first.resolved()[:2])[len("- method: ") :]
             + "."
+        )
+    origin = first or config  # the run that started from pretrained weights, if either did
+    if origin.arch == "movenet" and origin.pretrained and not origin.init_from:
+        lines.append(
+            f"- {'that run ' if first else ''}started from MoveNet SinglePose Thunder (Google, Apache-2.0; "
+            f"{tfjs.SOURCE}), whose TF.js weights npm `{tfjs.NPM_PACKAGE}` {tfjs.NPM_VERSION} ships: its "
+            "MobileNetV2 x1.75, feature pyramid and heatmap layers, sigmoid included (the maps are "
+            "probabilities, not raw logits); each joint's last filter started from MoveNet's filter of the "
+            "same or the nearest COCO joints. These weights derive from MoveNet's and keep its Apache-2.0 "
+            "terms."
         )
     return lines
 
