@@ -26,9 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "assets" / "model"
 LSPET = ROOT.parent / "shared" / "data" / "lspet"
 CONFIGS = ROOT / "training" / "configs"
-# One run: MoveNet Thunder's network and heatmap filters, heatmap MSE every epoch beside the debiased L1 at
-# beta 10 and 3, one 6-epoch cosine schedule at 288x224.
-STAGES = {"training": CONFIGS / "lspet_movenet_heatmap_debiased.yaml"}
+# Two runs from MoveNet Thunder's network and heatmap filters, heatmap MSE every epoch beside the debiased L1
+# at beta 10 and 3: a 6-epoch cosine schedule at 288x224 (stage 1), then one at 320x256 (stage 2).
+STAGES = {
+    "init_training": CONFIGS / "lspet_movenet_heatmap_debiased.yaml",
+    "training": CONFIGS / "lspet_movenet_heatmap_debiased_stage2.yaml",
+}
 
 
 @pytest.fixture(scope="module")
@@ -115,24 +118,24 @@ def held_out_subset(model):
 
 @pytest.mark.skipif(not LSPET.is_dir(), reason="needs ../shared/data/lspet")
 def test_held_out_accuracy_measured_now(held_out_subset):
-    """The bundled model, run now on 180 held-out images (measured: debiased PCK@0.2 0.712, torso only
-    0.702, left/right tolerant 0.773, EPE 10.36 px; argmax 0.707 / 10.81 px; integral 0.343 / 20.84 px)."""
+    """The bundled model, run now on 180 held-out images (measured: debiased PCK@0.2 0.728, torso only
+    0.722, left/right tolerant 0.788, EPE 10.03 px; argmax 0.723 / 10.37 px; integral 0.287 / 22.42 px)."""
     ids, scores = held_out_subset
     debiased, integral, argmax = scores["debiased"], scores["integral"], scores["argmax"]
     assert debiased["n_instances"] == 180 and debiased["pck_n_instances"] == 180  # every person scored
-    assert 0.69 <= debiased["pck@0.2"] <= 0.74 and 9.5 <= debiased["epe"] <= 11.2
+    assert 0.70 <= debiased["pck@0.2"] <= 0.76 and 9.2 <= debiased["epe"] <= 10.9
     assert abs(debiased["pck@0.2_torso"] - debiased["pck@0.2"]) < 0.02
     assert debiased["pck@0.2_lr_tolerant"] >= debiased["pck@0.2"]
     # J_o matches the peak (argmax) and is finer; J_r is pulled toward the crop centre (the bias, plain).
     assert debiased["pck@0.2"] >= argmax["pck@0.2"] - 0.01 and debiased["epe"] <= argmax["epe"]
-    assert debiased["pck@0.2"] - integral["pck@0.2"] >= 0.3  # J_r is biased even at the trained beta
+    assert debiased["pck@0.2"] - integral["pck@0.2"] >= 0.35  # J_r is biased even at the trained beta
 
 
 @pytest.mark.skipif(not LSPET.is_dir(), reason="needs ../shared/data/lspet")
 def test_the_compensation_holds_at_beta_3_on_a_zero_background(held_out_subset):
     """The bundled-model issue's criteria, on the same 180 people: at beta 3 debiased within 0.08 of its
     beta-10 PCK and integral at least 0.15 below it; the background (logits > 6 heatmap px from the
-    peaks) at zero. Measured: debiased 0.712 -> 0.699 at beta 3, integral 0.034; background +0.0007 (the
+    peaks) at zero. Measured: debiased 0.728 -> 0.715 at beta 3, integral 0.033; background +0.0005 (the
     maps are sigmoid probabilities: the background cannot go below 0)."""
     ids, scores = held_out_subset
     high, low = scores["debiased"]["pck@0.2"], scores["beta3"]["debiased"]["pck@0.2"]
@@ -144,9 +147,10 @@ def test_the_compensation_holds_at_beta_3_on_a_zero_background(held_out_subset):
 @pytest.mark.skipif(not LSPET.is_dir(), reason="needs ../shared/data/lspet")
 def test_the_flip_test_the_app_runs_is_more_accurate(held_out_subset):
     """The app averages each crop's logits with its mirror image's (measured on these 180 people: debiased
-    PCK@0.2 0.719 against 0.712, EPE 9.81 px against 10.36; on all 900, 0.731 against 0.719)."""
+    PCK@0.2 0.740 against 0.728, EPE 9.51 px against 10.03; on all 900, 0.753 against 0.740: the
+    bundled-model issue's 0.75)."""
     ids, scores = held_out_subset
-    assert scores["flip"]["pck@0.2"] >= scores["debiased"]["pck@0.2"]
+    assert scores["flip"]["pck@0.2"] >= max(scores["debiased"]["pck@0.2"], 0.72)
     assert scores["flip"]["epe"] <= scores["debiased"]["epe"] - 0.1
 
 
@@ -164,6 +168,7 @@ def test_stored_evaluation_describes_this_model(held_out_subset):
     assert (
         abs(flip["pck@0.2"] - scores["flip"]["pck@0.2"]) < 0.04
         and flip["pck@0.2"] > full["decoders"]["debiased"]["pck@0.2"]
+        and flip["pck@0.2"] >= 0.75  # what the card and the README state
     )
     for name, stored in full["low_beta"].items():
         if name != "beta":
