@@ -193,15 +193,21 @@ class Trainer:
             count += 1
             shown = (sums["loss_coord"] + sums["loss_heatmap"]) / count
             bar.set_postfix(loss=f"{shown:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.1e}")
-            minutes = self.config.checkpoint_minutes
-            if minutes and time.monotonic() - saved >= 60 * minutes and step + 1 < self.steps:
-                if self.rank == 0:  # the weights are the same on every rank; each resumes from this file
-                    items = (step + 1) * self.config.batch_size
-                    seconds = time.monotonic() - self.epoch_started
-                    self._save_state(None, {"items": items, "sums": sums, "count": count, "seconds": seconds})
-                saved = time.monotonic()
+            saved = self._checkpoint_if_due(saved, step + 1, sums, count)
         means = {k: distributed.mean(v / max(count, 1)) for k, v in sums.items()}
         return {"loss": means["loss_coord"] + means["loss_heatmap"], **means}
+
+    def _checkpoint_if_due(self, saved: float, done: int, sums: dict[str, float], count: int) -> float:
+        """Save ``last.pt`` mid-epoch (``done`` steps trained, the loss sums so far) when
+        ``checkpoint_minutes`` have passed since ``saved`` (a ``time.monotonic()``); return the new time."""
+        minutes = self.config.checkpoint_minutes
+        if not minutes or time.monotonic() - saved < 60 * minutes or done >= self.steps:
+            return saved  # the epoch's end saves anyway
+        if self.rank == 0:  # the weights are the same on every rank; each resumes from this file
+            seconds = time.monotonic() - self.epoch_started
+            items = done * self.config.batch_size
+            self._save_state(None, {"items": items, "sums": sums, "count": count, "seconds": seconds})
+        return time.monotonic()
 
     def _autocast(self) -> torch.autocast:
         """float16 on CUDA with ``amp``, bfloat16 on CPU with ``cpu_bf16``, else a no-op context."""
