@@ -101,8 +101,9 @@ def test_every_shipped_config_loads():
     # base of the CPU-scale LSPET comparison (training.compare overrides its method per run), + the GPU
     # fine-tune stage of the old bundled model, + the heatmap-all-run recipe of the new one and its
     # beta-3 stage and the six stages after it (stage 10 not shipped), + the base of the bias-alone
-    # comparison over seeds, + the Lite2 GPU recipe prepared for training.budget
-    assert len(configs) == 42
+    # comparison over seeds, + the Lite2 GPU recipe prepared for training.budget, + the MoveNet recipe, its
+    # stages 2 and 3 and its GPU recipe
+    assert len(configs) == 43
     for path in configs:
         config = load_config(path)
         config.validate(check_paths=False)  # every value fits (their data paths are overrides)
