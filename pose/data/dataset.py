@@ -345,7 +345,7 @@ def set_loader_epoch(loader: DataLoader, epoch: int, start_batch: int = 0) -> No
     for part in (loader.sampler, loader.dataset):
         if hasattr(part, "set_epoch"):
             part.set_epoch(epoch)
-    if start_batch and not isinstance(loader.sampler, ResumableSampler):
-        raise TypeError("a mid-epoch start needs a loader from make_loader (a ResumableSampler)")
     if isinstance(loader.sampler, ResumableSampler):
         loader.sampler.start = start_batch * loader.batch_size
+    elif start_batch:
+        raise TypeError("a mid-epoch start needs a loader from make_loader (a ResumableSampler)")
