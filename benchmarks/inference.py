@@ -22,12 +22,12 @@ from pose.models import DEFAULT_INPUT_SIZES, build_pose_model
 
 # (name, build_pose_model keyword arguments): the small CPU model at its default input size and at
 # 288x224 (the earlier bundled size), Lite2 (the larger Lite) at that size, MoveNet at the bundled
-# model's 320x256, and R50 SBL.
+# model's 352x288, and R50 SBL.
 MODELS = [
     ("lite0", {}),
     ("lite0", {"input_size": (288, 224)}),
     ("lite2", {"input_size": (288, 224)}),
-    ("movenet", {"input_size": (320, 256)}),
+    ("movenet", {"input_size": (352, 288)}),
     ("simplebaseline_resnet50", {"input_size": (256, 192)}),
 ]
 IMAGE_HW = (480, 640)
