@@ -102,8 +102,8 @@ def test_every_shipped_config_loads():
     # fine-tune stage of the old bundled model, + the heatmap-all-run recipe of the new one and its
     # beta-3 stage and the six stages after it (stage 10 not shipped), + the base of the bias-alone
     # comparison over seeds, + the Lite2 GPU recipe prepared for training.budget, + the MoveNet recipe, its
-    # stages 2 and 3 and its GPU recipe
-    assert len(configs) == 43
+    # stages 2, 3 and 4 and its GPU recipe
+    assert len(configs) == 44
     for path in configs:
         config = load_config(path)
         config.validate(check_paths=False)  # every value fits (their data paths are overrides)
