@@ -24,7 +24,7 @@ TABLE_COLUMNS = ["joint", "J_r x", "J_r y", "J_o x", "J_o y", "shift (px)", "sco
 MIN_HAND_BOX_SIDE = 8.0  # px of the analysed photo; a smaller box holds no person the model can see
 MAX_BOXES = 20  # the network runs on every box again after each edit: bound the work a visitor can ask
 # The flip test (maps averaged with the mirrored crop's) adds 0.009 PCK@0.2 to the bundled model on the
-# LSPET hold-out (0.748 -> 0.757, EPE 9.36 -> 8.99 px) for a second network pass: the network then takes
+# LSPET hold-out (0.751 -> 0.760, EPE 9.26 -> 8.89 px) for a second network pass: the network then takes
 # about 0.33 s of the 0.46-0.49 s a 2-person photo takes on 2 CPU cores (benchmarks.app_photo).
 FLIP_TEST = True
 

@@ -264,7 +264,7 @@ def median_shift(page) -> float:
 def test_the_bundled_model_shows_the_bias_on_bus_jpg(bundled_app_url, page, tmp_path):
     """What a visitor sees first: on the default model's zero-background maps J_r sits far off J_o at the
     trained beta 10, stays there at beta 2 and moves toward J_o when beta is raised (measured on bus.jpg's
-    first person: 107 px at beta 10, 116 px at beta 2, 35 px at beta 30). The shift is rho * |J_o - c|
+    first person: 103 px at beta 10, 114 px at beta 2, 23 px at beta 30). The shift is rho * |J_o - c|
     (Eq. 8), so it cannot grow past J_o's distance to the crop centre c: on this model's sigmoid maps
     (peak at most 1 on an 88x72 map) rho is near 1 already at beta 10, and only a sharper softmax shrinks
     it."""
