@@ -111,7 +111,7 @@ def checkpoint_provenance(run: Path, args: argparse.Namespace) -> dict[str, Any]
         if not (Path(init_run) / "metrics.jsonl").exists():
             raise ValueError(f"--init-run {init_run} has no metrics.jsonl")
     if args.init_run:
-        provenance["init_runs"] = [str(init_run) for init_run in args.init_run]
+        provenance["init_runs"] = args.init_run
     return provenance
 
 

@@ -84,9 +84,11 @@ def stage_files(stage: int) -> tuple[str, str]:
     return f"stage{stage}_config.yaml", f"stage{stage}_log.jsonl"
 
 
-def init_runs(evaluation: dict[str, Any]) -> list[str]:
-    """The runs (earliest first) an exported run descends from through init_from: export's --init-run."""
-    return evaluation.get("init_runs", [])
+def earlier_stages(evaluation: dict[str, Any], folder: Path) -> list[Any]:
+    """The configs of the runs (earliest first) the exported run descends from through init_from, as
+    export's ``--init-run`` shipped them into ``folder``."""
+    count = len(evaluation.get("init_runs", []))
+    return [load_config(Path(folder) / stage_files(k)[0]) for k in range(1, count + 1)]
 
 
 def stage_summary(config: Any) -> str:
@@ -110,7 +112,7 @@ def provenance_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> l
     if logged < config.epochs:
         line += f"; the run stopped after epoch {logged}"
     lines = [line + "."]
-    stages = [load_config(Path(folder) / stage_files(k)[0]) for k in range(1, len(init_runs(evaluation)) + 1)]
+    stages = earlier_stages(evaluation, folder)
     if stages:
         n = len(stages) + 1
         lines.append(
@@ -288,10 +290,9 @@ def recipe_notes(evaluation: dict[str, Any], notes: str | None) -> str:
 def recipe_lines(config: Any, evaluation: dict[str, Any], folder: Path) -> list[str]:
     """The commands that train the shipped model again, a stage at a time: each earlier stage's model is
     exported to the folder the next stage's init_from names."""
-    here, n = Path(folder).as_posix(), len(init_runs(evaluation))
-    later = [load_config(Path(folder) / stage_files(k)[0]) for k in range(2, n + 1)] + [config]
+    here, stages = Path(folder).as_posix(), earlier_stages(evaluation, folder)
     recipe = []
-    for k, after in enumerate(later[:n], 1):  # stage k's model goes where stage k + 1 starts from
+    for k, after in enumerate([*stages, config][1:], 1):  # stage k's model goes where stage k + 1 starts
         recipe.append(
             f"python -m training.run {here}/{stage_files(k)[0]} out_dir=runs/stage{k}  "
             f"# then: python -m training.export runs/stage{k} {after.init_from}"
